@@ -1,0 +1,283 @@
+"""The broker's single writer: group commit of every pending write.
+
+One thread turns everything pending — producer batches from all producers and all
+partitions, and "jobs" (topic administration, offset commits) — into as few LMDB write
+transactions as possible and at most one flush per cycle. Concurrent producers share
+the cost of a commit and of a flush; the writer never sleeps while work waits.
+
+A cycle: take the queued jobs and run them in one transaction (each job validates
+before it writes, so a refused job leaves nothing behind), apply their in-memory
+effects; then drain the producers' ready batches, encode them outside the transaction,
+write them in one transaction, flush if any asked for ``acks="all"`` (or the broker
+syncs every commit), advance the partitions' end offsets, wake consumers, and resolve
+the producers' futures.
+
+Thread-safety: :meth:`LogWriter.submit`, :meth:`run` and :meth:`wake` may be called
+from any thread. Lock order: ``LogWriter._cond`` before a producer's ``_lock`` (the
+writer asks producers whether work is ready while holding ``_cond``), so producers call
+:meth:`wake` only after releasing their lock. Futures are resolved and callbacks run
+with no writer lock held.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from .batch import with_base_offset
+from .errors import ClosedError, KafkaTimeoutError, MqlogError, UnknownTopicOrPartitionError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broker import Broker
+
+__all__ = ["Job", "LogWriter"]
+
+log = logging.getLogger("mqlog.writer")
+
+
+class Job:
+    """A write to run in the writer's transaction, and its outcome.
+
+    ``prepare(txn)`` runs inside the write transaction (perhaps more than once if the
+    map must grow, so it must only write to ``txn``); it must validate before writing
+    and raise to refuse. ``apply(result)`` runs after the commit, in the writer thread,
+    to update in-memory state.
+    """
+
+    __slots__ = ("prepare", "apply", "sync", "result", "error", "_done")
+
+    def __init__(self, prepare: Callable[[Any], Any], apply: Callable[[Any], Any] | None,
+                 sync: bool) -> None:
+        self.prepare = prepare
+        self.apply = apply
+        self.sync = sync
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the job has committed; return its result or raise its error."""
+        if not self._done.wait(timeout):
+            raise KafkaTimeoutError(f"write did not complete within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+
+class LogWriter:
+    """The writer thread of one broker. Thread-safe (see module docstring)."""
+
+    def __init__(self, broker: Broker, sync_mode: bool | None) -> None:
+        self._broker = broker
+        self._store = broker._store
+        # sync_mode: True = LMDB syncs each commit itself; None = flush when a batch
+        # asks for acks="all"; False = never flush.
+        self._sync_mode = sync_mode
+        # Guards _jobs, _producers, _stopping and the _idle handshake with wake().
+        self._cond = threading.Condition(threading.Lock())
+        self._jobs: deque[Job] = deque()
+        self._producers: list[Any] = []
+        self._stopping = False
+        self._idle = False
+        self.commits = 0  # statistics: write transactions committed
+        self.flushes = 0  # statistics: fsyncs done
+        self._thread = threading.Thread(target=self._loop, name="mqlog-writer", daemon=True)
+        self._thread.start()
+
+    # -- called from any thread -------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell an idle writer there is work. Cheap when the writer is busy."""
+        if self._idle:
+            with self._cond:
+                self._cond.notify()
+
+    def add_producer(self, producer: Any) -> None:
+        with self._cond:
+            self._producers.append(producer)
+
+    def remove_producer(self, producer: Any) -> None:
+        with self._cond:
+            if producer in self._producers:
+                self._producers.remove(producer)
+
+    def submit(self, prepare: Callable[[Any], Any], apply: Callable[[Any], Any] | None = None,
+               sync: bool = False) -> Job:
+        """Queue a job; returns it at once (``job.wait()`` blocks for the outcome)."""
+        job = Job(prepare, apply, sync)
+        if threading.current_thread() is self._thread:
+            # A producer callback running on the writer thread: run inline, never queue
+            # behind ourselves.
+            self._run_jobs([job])
+            return job
+        with self._cond:
+            if self._stopping:
+                raise ClosedError("the broker is closing; no more writes are accepted")
+            self._jobs.append(job)
+            self._cond.notify()
+        return job
+
+    def run(self, prepare: Callable[[Any], Any], apply: Callable[[Any], Any] | None = None,
+            sync: bool = False, timeout: float | None = None) -> Any:
+        """Run a job and wait for it; returns ``apply``'s (or ``prepare``'s) result."""
+        return self.submit(prepare, apply, sync).wait(timeout)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish pending work, then end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    # -- the writer thread ----------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    producers = list(self._producers)
+                    timeout = self._ready_in(producers)
+                    if self._jobs or timeout == 0 or self._stopping:
+                        break
+                    self._idle = True
+                    self._cond.wait(timeout)
+                    self._idle = False
+                jobs = list(self._jobs)
+                self._jobs.clear()
+                stopping = self._stopping
+            try:
+                if jobs:
+                    self._run_jobs(jobs)
+                batches = []
+                for p in producers:
+                    batches.extend(p._drain(force=stopping))
+                if batches:
+                    self._write_batches(batches)
+            except BaseException:  # pragma: no cover - a bug; keep the writer alive
+                log.exception("mqlog writer cycle failed")
+            if stopping:
+                with self._cond:
+                    if not self._jobs and self._ready_in(list(self._producers)) is None:
+                        return
+
+    @staticmethod
+    def _ready_in(producers: list[Any]) -> float | None:
+        """Seconds until some producer has a batch ready (0 = now; None = nothing)."""
+        soonest = None
+        now = time.monotonic()
+        for p in producers:
+            t = p._ready_at()
+            if t is not None:
+                if t <= now:
+                    return 0
+                if soonest is None or t < soonest:
+                    soonest = t
+        return None if soonest is None else soonest - now
+
+    def _run_jobs(self, jobs: list[Job]) -> None:
+        def prepare_all(txn: Any) -> list:
+            results = []
+            for job in jobs:
+                try:
+                    results.append((True, job.prepare(txn)))
+                except MqlogError as exc:
+                    results.append((False, exc))
+                except (TypeError, ValueError, KeyError) as exc:
+                    results.append((False, exc))
+            return results
+
+        try:
+            results = self._store.write(prepare_all)
+            self.commits += 1
+            if self._sync_mode is None and any(j.sync for j in jobs):
+                self._store.sync()
+                self.flushes += 1
+        except BaseException as exc:
+            for job in jobs:
+                job.error = exc
+                job._done.set()
+            return
+        for job, (ok, value) in zip(jobs, results):
+            if not ok:
+                job.error = value
+            else:
+                try:
+                    job.result = job.apply(value) if job.apply is not None else value
+                except BaseException as exc:  # pragma: no cover - a bug in apply
+                    log.exception("applying a committed write failed")
+                    job.error = exc
+            job._done.set()
+
+    def _write_batches(self, batches: list[Any]) -> None:
+        broker = self._broker
+        topics = broker._topics
+        now_ms = time.time_ns() // 1_000_000
+        encoded = []
+        for b in batches:
+            tlog = topics.get(b.topic)
+            if tlog is None or b.partition >= len(tlog.partitions):
+                b._fail(UnknownTopicOrPartitionError(
+                    f"topic {b.topic!r} partition {b.partition} no longer exists (deleted "
+                    "while the record waited to be written); create it and send again"))
+                continue
+            plog = tlog.partitions[b.partition]
+            try:
+                body, max_ts, span = b._encode(now_ms if tlog.log_append_time else None)
+            except Exception as exc:  # pragma: no cover - inputs are checked in send()
+                b._fail(exc)
+                continue
+            encoded.append((b, plog, body, max_ts, span))
+        if not encoded:
+            return
+
+        def write_all(txn: Any) -> tuple[dict, dict, list[int]]:
+            ends: dict[Any, int] = {}
+            max_ts: dict[Any, int] = {}
+            bases = []
+            for _b, plog, body, ts, span in encoded:
+                base = ends.get(plog, plog.end_offset)
+                txn.put_batch(plog.topic_id, plog.partition, base,
+                              with_base_offset(base, body))
+                if ts > max_ts.get(plog, plog.max_timestamp):
+                    txn.put_time_index(plog.topic_id, plog.partition, ts, base)
+                    max_ts[plog] = ts
+                ends[plog] = base + span
+                bases.append(base)
+            return ends, max_ts, bases
+
+        try:
+            ends, max_ts, bases = self._store.write(write_all)
+            self.commits += 1
+        except BaseException as exc:
+            for b, *_ in encoded:
+                b._fail(exc)
+            return
+        sync_error = None
+        if self._sync_mode is None and any(b.acks == -1 for b, *_ in encoded):
+            try:
+                self._store.sync()
+                self.flushes += 1
+            except MqlogError as exc:
+                sync_error = exc
+        for plog, ts in max_ts.items():
+            plog.max_timestamp = ts
+        for plog, end in ends.items():
+            plog.end_offset = end
+        broker._notify_data()
+        for (b, *_), base in zip(encoded, bases):
+            if sync_error is not None and b.acks == -1:
+                b._fail(sync_error)
+            else:
+                b._resolve(base)

@@ -1,0 +1,572 @@
+"""The Broker: one LMDB store and everything shared on it.
+
+``mqlog.open(path)`` returns a :class:`Broker`. It owns the store, the topic metadata,
+the single writer thread (group commit), the condition that wakes blocked consumers and
+the registry of its producers and consumers. Producers, consumers and the admin are
+thin handles on a broker; nothing else opens LMDB.
+
+Lock order (outermost first): ``LogWriter._cond`` -> ``Producer._lock``;
+``Broker._lock`` and ``Broker._data_cond`` are leaves: never held while waiting for the
+writer or calling user code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import struct
+import tempfile
+import threading
+import time
+import weakref
+from typing import Any, Iterable
+
+from . import _store
+from ._store import Store
+from ._writer import LogWriter
+from .config import validate_topic_config
+from .errors import (
+    ClosedError,
+    IllegalStateError,
+    InvalidPartitionsError,
+    InvalidTopicError,
+    TopicExistsError,
+    UnknownTopicOrPartitionError,
+)
+from .log import PartitionLog, TopicLog, fetch, load_partition
+from .records import (
+    ConsumerRecord,
+    FrozenConfig,
+    OffsetAndMetadata,
+    TopicInfo,
+    TopicPartition,
+)
+
+__all__ = ["Broker", "open"]
+
+log = logging.getLogger("mqlog")
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_U32 = struct.Struct(">I")
+_OFFSET_VALUE = struct.Struct(">qqi")  # offset, commit time ms, leader epoch; + metadata
+_MAX_PARTITIONS = 1_000_000
+
+# Every open broker of this process, so a fork can mark them unusable in the child.
+_BROKERS: weakref.WeakSet[Broker] = weakref.WeakSet()
+_FORK_REASON = ("this broker was opened in process {pid} before a fork(); LMDB cannot be "
+                "used across fork: open a new broker in the child process")
+
+
+def _after_fork_in_child() -> None:
+    for broker in list(_BROKERS):
+        broker._mark_forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_topic_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"topic name must be str, got {type(name).__name__}")
+    if name in (".", "..") or not _TOPIC_NAME.fullmatch(name):
+        raise InvalidTopicError(
+            f"topic name {name!r} is invalid: use 1-249 characters of letters, digits, "
+            "'.', '_' and '-' (not '.' or '..')")
+    return name
+
+
+def open(  # noqa: A001 - mirrors the built-in on purpose: mqlog.open(path)
+    path: str | os.PathLike | None = None,
+    *,
+    auto_create_topics: bool = True,
+    num_partitions: int = 1,
+    fsync: bool | None = None,
+    map_size: int | None = None,
+    readonly: bool = False,
+) -> Broker:
+    """Open (or create) a broker directory; with no path, a temporary broker.
+
+    Args:
+        path: directory of the store; None for a fresh temporary directory deleted on
+            ``close()`` (flushes skipped: nothing there outlives the process).
+        auto_create_topics: create unknown topics on first produce.
+        num_partitions: partitions of auto-created topics and the default of
+            ``create_topic``.
+        fsync: None = flush exactly when a producer's ``acks="all"`` asks for it (never
+            for temporary brokers); True = flush every commit; False = never.
+        map_size: initial LMDB map size in bytes (it grows on demand).
+        readonly: open for inspection only; another process may own the store.
+
+    Returns:
+        A :class:`Broker` (also a context manager).
+
+    Raises:
+        BrokerLockedError: another process (or this one) has the directory open for
+            writing.
+        FormatVersionError, CorruptStoreError: the store cannot be read safely.
+    """
+    return Broker(path, auto_create_topics=auto_create_topics, num_partitions=num_partitions,
+                  fsync=fsync, map_size=map_size, readonly=readonly)
+
+
+class Broker:
+    """An embedded Kafka-like broker on one LMDB directory.
+
+    ``Broker`` is thread-safe: share one per process and directory; create producers,
+    consumers and admins from it in any thread. Use :func:`mqlog.open` to create one.
+    After ``close()`` every method (and every handle made from it) raises
+    ``ClosedError``; so does use in a child process after ``fork()``.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *,
+                 auto_create_topics: bool = True, num_partitions: int = 1,
+                 fsync: bool | None = None, map_size: int | None = None,
+                 readonly: bool = False) -> None:
+        if not isinstance(num_partitions, int) or isinstance(num_partitions, bool) or \
+                not 1 <= num_partitions <= _MAX_PARTITIONS:
+            raise InvalidPartitionsError(
+                f"num_partitions={num_partitions!r} must be an int from 1 to {_MAX_PARTITIONS}")
+        if fsync not in (None, True, False):
+            raise TypeError(f"fsync must be None, True or False, got {fsync!r}")
+        self.temporary = path is None
+        if self.temporary:
+            if readonly:
+                raise ValueError("readonly=True needs the path of an existing store")
+            path = tempfile.mkdtemp(prefix="mqlog-")
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self.auto_create_topics = auto_create_topics
+        self.num_partitions = num_partitions
+        self._pid = os.getpid()
+        self._closed: str | None = None
+        # Guards _topics, _topics_by_id, _groups, _handles and _version changes.
+        self._lock = threading.RLock()
+        # Wakes consumers blocked in poll(); _data_seq counts commits that appended
+        # records (read under the condition to avoid lost wake-ups).
+        self._data_cond = threading.Condition(threading.Lock())
+        self._data_seq = 0
+        self._topics: dict[str, TopicLog] = {}
+        self._topics_by_id: dict[int, TopicLog] = {}
+        self._groups: dict[str, int] = {}
+        self._version = 0  # bumped on every topic change; producers re-route on change
+        self._handles: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._readonly_txn_id = -1
+        if fsync is None:
+            sync_mode = False if self.temporary else None
+        else:
+            sync_mode = fsync
+        try:
+            self._store = Store(self.path, readonly=readonly, map_size=map_size,
+                                sync=sync_mode is True)
+        except BaseException:
+            if self.temporary:
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        self._load()
+        self._writer = None if readonly else LogWriter(self, sync_mode)
+        if self.temporary:
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
+        _BROKERS.add(self)
+
+    def __repr__(self) -> str:
+        kind = "temporary" if self.temporary else ("readonly" if self.readonly else "")
+        state = "closed" if self._closed else "open"
+        return (f"<mqlog.Broker {self.path!r} {kind + ' ' if kind else ''}{state} "
+                f"topics={len(self._topics)}>")
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- state --------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Read topics, partitions and groups from the store."""
+        topics: dict[str, TopicLog] = {}
+        by_id: dict[int, TopicLog] = {}
+        groups: dict[str, int] = {}
+        with self._store.read() as txn:
+            for key, raw in txn.meta_items(b"t"):
+                tid = _U32.unpack_from(key, 1)[0]
+                doc = _store.loads_json(raw)
+                parts = [load_partition(txn, doc["name"], tid, p)
+                         for p in range(doc["partitions"])]
+                tlog = TopicLog(doc["name"], tid, FrozenConfig(doc["config"]), parts)
+                topics[tlog.name] = tlog
+                by_id[tid] = tlog
+            for key, raw in txn.meta_items(b"g"):
+                groups[raw.decode()] = _U32.unpack_from(key, 1)[0]
+            self._readonly_txn_id = txn.last_txn_id()
+        with self._lock:
+            self._topics = topics
+            self._topics_by_id = by_id
+            self._groups = groups
+            self._version += 1
+
+    def _refresh_readonly(self) -> bool:
+        """Readonly brokers: reload metadata if another process committed since."""
+        with self._store.read() as txn:
+            txn_id = txn.last_txn_id()
+        if txn_id == self._readonly_txn_id:
+            return False
+        self._load()
+        return True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(self._closed)
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._writer is None:
+            raise IllegalStateError(
+                f"broker {self.path!r} was opened with readonly=True: open it without "
+                "readonly to write (only one process may own it)")
+
+    def _notify_data(self) -> None:
+        with self._data_cond:
+            self._data_seq += 1
+            self._data_cond.notify_all()
+
+    def _register(self, handle: Any) -> None:
+        with self._lock:
+            self._handles.add(handle)
+
+    def _forget(self, handle: Any) -> None:
+        with self._lock:
+            self._handles.discard(handle)
+
+    def _mark_forked(self) -> None:
+        reason = _FORK_REASON.format(pid=self._pid)
+        self._closed = reason
+        for handle in list(self._handles):
+            handle._mark_closed(reason)
+        lock = getattr(self._store, "_lock", None)
+        if lock is not None and lock._file is not None:
+            # Drop the child's copy of the lock descriptor so the parent's close frees
+            # the directory; never touch the LMDB environment here.
+            _store._OPEN_PATHS.discard(lock._real)
+            lock._file.close()
+            lock._file = None
+        self._store._env = None
+
+    def _topic(self, name: str) -> TopicLog:
+        tlog = self._topics.get(name)
+        if tlog is None:
+            self._check_open()
+            raise UnknownTopicOrPartitionError(
+                f"topic {name!r} does not exist: create it with broker.create_topic("
+                f"{name!r}) or produce to it with auto_create_topics=True")
+        return tlog
+
+    def _partition(self, tp: TopicPartition) -> PartitionLog:
+        tlog = self._topic(tp[0])
+        p = tp[1]
+        if not isinstance(p, int) or not 0 <= p < len(tlog.partitions):
+            raise UnknownTopicOrPartitionError(
+                f"partition {p!r} does not exist in topic {tp[0]!r} (partitions "
+                f"0..{len(tlog.partitions) - 1})")
+        return tlog.partitions[p]
+
+    # -- topics -------------------------------------------------------------------
+
+    def create_topic(self, name: str, partitions: int | None = None,
+                     config: dict[str, Any] | None = None) -> TopicInfo:
+        """Create a topic.
+
+        Args:
+            name: 1-249 characters of ``[A-Za-z0-9._-]``, not ``.`` or ``..``.
+            partitions: partition count (default: the broker's ``num_partitions``).
+            config: topic config overrides with Kafka's keys (``retention.ms``...).
+
+        Returns:
+            The new topic's :class:`TopicInfo`.
+
+        Raises:
+            InvalidTopicError: bad name. TopicExistsError: the name is taken.
+            InvalidPartitionsError: partitions < 1. InvalidConfigError: bad config.
+        Durability: the topic is committed (and flushed unless fsync=False) on return.
+        """
+        self._check_writable()
+        _check_topic_name(name)
+        count = self.num_partitions if partitions is None else partitions
+        if not isinstance(count, int) or isinstance(count, bool) or \
+                not 1 <= count <= _MAX_PARTITIONS:
+            raise InvalidPartitionsError(
+                f"partitions={partitions!r} for topic {name!r} must be an int from 1 to "
+                f"{_MAX_PARTITIONS}")
+        overrides = FrozenConfig(validate_topic_config(config))
+
+        def prepare(txn: Any) -> int:
+            created = txn.scratch.setdefault("created", set())
+            if name in self._topics or name in created:
+                raise TopicExistsError(
+                    f"topic {name!r} already exists: use it, or delete_topic({name!r}) "
+                    "first")
+            created.add(name)
+            tid = txn.next_id(b"t")
+            txn.put_meta(b"t" + _U32.pack(tid), _store.dumps_json(
+                {"name": name, "partitions": count, "config": dict(overrides)}))
+            return tid
+
+        def apply(tid: int) -> TopicInfo:
+            tlog = TopicLog(name, tid, overrides,
+                            [PartitionLog(name, tid, p) for p in range(count)])
+            with self._lock:
+                self._topics[name] = tlog
+                self._topics_by_id[tid] = tlog
+                self._version += 1
+            return tlog.info()
+
+        return self._writer.run(prepare, apply, sync=True)
+
+    def _ensure_topic(self, name: str) -> None:
+        """Auto-create ``name`` with the defaults unless it exists (race-free)."""
+        try:
+            self.create_topic(name)
+        except TopicExistsError:
+            pass
+
+    def topics(self) -> dict[str, TopicInfo]:
+        """Every topic by name.
+
+        Raises:
+            ClosedError: the broker is closed.
+        """
+        self._check_open()
+        if self.readonly:
+            self._refresh_readonly()
+        with self._lock:
+            return {name: t.info() for name, t in sorted(self._topics.items())}
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic with all its records and committed offsets.
+
+        Raises:
+            UnknownTopicOrPartitionError: no such topic.
+        """
+        self._check_writable()
+        tlog = self._topic(name)
+
+        def prepare(txn: Any) -> None:
+            deleted = txn.scratch.setdefault("deleted", set())
+            if self._topics.get(name) is not tlog or name in deleted:
+                raise UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
+            deleted.add(name)
+            txn.delete_meta(b"t" + _U32.pack(tlog.topic_id))
+            for p in range(len(tlog.partitions)):
+                txn.delete_meta(b"p" + struct.pack(">II", tlog.topic_id, p))
+            txn.delete_topic_data(tlog.topic_id)
+
+        def apply(_: None) -> None:
+            with self._lock:
+                self._topics.pop(name, None)
+                self._topics_by_id.pop(tlog.topic_id, None)
+                self._version += 1
+            self._notify_data()
+
+        self._writer.run(prepare, apply, sync=True)
+
+    def create_partitions(self, name: str, total: int) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (Kafka never shrinks a topic).
+
+        Keyed records may map to different partitions afterwards, as in Kafka.
+
+        Raises:
+            UnknownTopicOrPartitionError: no such topic.
+            InvalidPartitionsError: ``total`` is not larger than the current count.
+        """
+        self._check_writable()
+        tlog = self._topic(name)
+        if not isinstance(total, int) or isinstance(total, bool) or total > _MAX_PARTITIONS:
+            raise InvalidPartitionsError(f"total={total!r} must be an int <= {_MAX_PARTITIONS}")
+
+        def prepare(txn: Any) -> int:
+            current = len(tlog.partitions)
+            if total <= current:
+                raise InvalidPartitionsError(
+                    f"topic {name!r} has {current} partitions; the new total {total} must "
+                    "be larger (partitions can only be added)")
+            txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(
+                {"name": name, "partitions": total, "config": dict(tlog.config)}))
+            return current
+
+        def apply(current: int) -> TopicInfo:
+            with self._lock:
+                tlog.partitions = tlog.partitions + [
+                    PartitionLog(name, tlog.topic_id, p) for p in range(current, total)]
+                self._version += 1
+            return tlog.info()
+
+        return self._writer.run(prepare, apply, sync=True)
+
+    def messages(self, topic: str) -> list[ConsumerRecord]:
+        """Every stored record of ``topic``, ordered by (partition, offset).
+
+        Meant for assertions in tests. Cost: reads the whole topic into memory.
+
+        Raises:
+            UnknownTopicOrPartitionError: no such topic.
+        """
+        self._check_open()
+        if self.readonly:
+            self._refresh_readonly()
+        tlog = self._topic(topic)
+        out: list[ConsumerRecord] = []
+        with self._store.read() as txn:
+            for plog in tlog.partitions:
+                position = plog.log_start
+                while position < plog.end_offset:
+                    recs, position, _ = fetch(txn, plog, position, 1 << 30)
+                    out.extend(recs)
+                    if not recs:
+                        break
+        return out
+
+    # -- groups and committed offsets ----------------------------------------------
+
+    def _group_id_in(self, txn: Any, group: str) -> int:
+        """The u32 id of ``group``, allocated in ``txn`` if it is new."""
+        gid = self._groups.get(group)
+        if gid is None:
+            new = txn.scratch.setdefault("groups", {})
+            gid = new.get(group)
+            if gid is None:
+                gid = new[group] = txn.next_id(b"g")
+                txn.put_meta(b"g" + _U32.pack(gid), group.encode())
+        return gid
+
+    def _adopt_groups(self, txn_groups: dict[str, int]) -> None:
+        with self._lock:
+            self._groups.update(txn_groups)
+
+    def commit_offsets(self, group: str,
+                       offsets: dict[TopicPartition, OffsetAndMetadata | int],
+                       *, sync: bool = False) -> None:
+        """Store committed offsets for ``group`` (the *next* offset to read).
+
+        Used by consumers (``Consumer.commit``) and the admin.
+
+        Raises:
+            UnknownTopicOrPartitionError: a partition does not exist.
+            ValueError/TypeError: an offset is not an int >= 0.
+        """
+        self.commit_offsets_async(group, offsets, sync=sync).wait()
+
+    def commit_offsets_async(self, group: str,
+                             offsets: dict[TopicPartition, OffsetAndMetadata | int],
+                             *, sync: bool = False) -> Any:
+        """Queue an offset commit; returns a job whose ``wait()`` gives the outcome."""
+        self._check_writable()
+        rows = []
+        now = time.time_ns() // 1_000_000
+        for tp, om in offsets.items():
+            plog = self._partition(tp)
+            if isinstance(om, int) and not isinstance(om, bool):
+                om = OffsetAndMetadata(om, "", -1)
+            if not isinstance(om, tuple) or not isinstance(om[0], int) or om[0] < 0:
+                raise ValueError(f"offset {om!r} for {tp} is invalid: commit an int >= 0 "
+                                 "(the next offset to read) or OffsetAndMetadata")
+            meta = (om[1] or "") if len(om) > 1 else ""
+            epoch = om[2] if len(om) > 2 and om[2] is not None else -1
+            rows.append((plog.topic_id, plog.partition,
+                         _OFFSET_VALUE.pack(om[0], now, epoch) + str(meta).encode()))
+
+        def prepare(txn: Any) -> dict[str, int]:
+            gid = self._group_id_in(txn, group)
+            for tid, part, value in rows:
+                txn.put_offset(gid, tid, part, value)
+            return txn.scratch.get("groups", {})
+
+        return self._writer.submit(prepare, self._adopt_groups, sync=sync)
+
+    def committed_offset(self, group: str, tp: TopicPartition) -> OffsetAndMetadata | None:
+        """The offset ``group`` committed for ``tp``, or None."""
+        self._check_open()
+        if self.readonly:
+            self._refresh_readonly()
+        plog = self._partition(tp)
+        gid = self._groups.get(group)
+        if gid is None:
+            return None
+        with self._store.read() as txn:
+            raw = txn.get_offset(gid, plog.topic_id, plog.partition)
+        if raw is None:
+            return None
+        offset, _when, epoch = _OFFSET_VALUE.unpack_from(raw)
+        return OffsetAndMetadata(offset, raw[_OFFSET_VALUE.size:].decode(), epoch)
+
+    # -- handles ------------------------------------------------------------------
+
+    def producer(self, **config: Any) -> Any:
+        """A new :class:`~mqlog.producer.Producer` (keyword config as kafka-python's).
+
+        Raises:
+            IllegalStateError: the broker is readonly. ClosedError: it is closed.
+            InvalidConfigError: a bad setting.
+        """
+        from .producer import Producer
+
+        self._check_writable()
+        p = Producer(self, **config)
+        self._register(p)
+        return p
+
+    def consumer(self, *topics: str, **config: Any) -> Any:
+        """A new :class:`~mqlog.consumer.Consumer` (keyword config as kafka-python's).
+
+        With topics given, the consumer subscribes to them (group management).
+        """
+        from .consumer import Consumer
+
+        self._check_open()
+        c = Consumer(self, *topics, **config)
+        self._register(c)
+        return c
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._closed)
+
+    def close(self) -> None:
+        """Flush producers, close consumers, stop the writer, close the store. Idempotent.
+
+        A temporary broker's directory is deleted.
+        """
+        if self._closed:
+            return
+        if os.getpid() != self._pid:
+            self._mark_forked()
+            return
+        with self._lock:
+            handles = list(self._handles)
+        for handle in handles:
+            try:
+                handle.close()
+            except Exception:
+                log.exception("closing %r failed", handle)
+        self._closed = "the broker is closed: open it again with mqlog.open()"
+        for handle in handles:
+            handle._mark_closed(self._closed)
+        if self._writer is not None:
+            self._writer.stop()
+        self._notify_data()
+        self._store.close()
+        _BROKERS.discard(self)
+        if self.temporary:
+            self._finalizer()
+
+    def _iter_partitions(self) -> Iterable[PartitionLog]:
+        for tlog in list(self._topics.values()):
+            yield from tlog.partitions
+
+    def _check(self) -> None:
+        """Assert every partition's invariants against the store (tests, `mqlog check`)."""
+        for plog in self._iter_partitions():
+            plog._check(self._store)

@@ -1,0 +1,629 @@
+"""Consumer: reads partitions from a position, commits offsets for its group.
+
+A consumer keeps, per assigned partition, its *position*: the next offset it will
+return (Kafka's convention; a committed offset is also "next to read"). ``poll()``
+reads from the positions in one short read transaction, decodes whole stored batches
+(remembering the last one per partition so small polls over a large batch decode it
+once) and, when nothing is there, waits on the broker's condition, which the writer
+notifies after every commit: no sleeping, no spinning.
+
+This issue's consumer uses manual assignment (``assign``); group membership
+(``subscribe``, rebalancing) comes with the consumer-groups work.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from .errors import (
+    ClosedError,
+    IllegalStateError,
+    InvalidConfigError,
+    OffsetOutOfRangeError,
+    UnknownTopicOrPartitionError,
+)
+from .log import fetch, offset_for_time
+from .records import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broker import Broker
+
+__all__ = ["Consumer", "ConsumerRebalanceListener", "OffsetResetStrategy"]
+
+_monotonic = time.monotonic
+
+
+class OffsetResetStrategy(enum.Enum):
+    """Where a consumer starts when it has no valid position."""
+
+    EARLIEST = "earliest"
+    """The partition's log start offset (the oldest record still stored)."""
+    LATEST = "latest"
+    """The partition's end offset (only records produced from now on)."""
+    NONE = "none"
+    """Raise :class:`~mqlog.errors.OffsetOutOfRangeError` instead of guessing."""
+
+
+class ConsumerRebalanceListener:
+    """Callbacks around group rebalances (kafka-python's interface).
+
+    Subclass and pass to ``subscribe(listener=...)``. Callbacks run in the consumer's own
+    ``poll()`` thread.
+    """
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Called before partitions are taken away: commit their offsets here."""
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Called after partitions were given to this consumer."""
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """Called when partitions were taken away without a chance to commit."""
+        self.on_partitions_revoked(lost)
+
+
+def _reset_strategy(value: Any) -> OffsetResetStrategy:
+    if isinstance(value, OffsetResetStrategy):
+        return value
+    aliases = {"smallest": "earliest", "largest": "latest"}
+    try:
+        return OffsetResetStrategy(aliases.get(value, value))
+    except ValueError:
+        raise InvalidConfigError(
+            f"auto_offset_reset={value!r} is not valid: use 'earliest', 'latest' or "
+            "'none'") from None
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise InvalidConfigError(f"{name}={value!r} must be a number > 0")
+
+
+class Consumer:
+    """Reads records from assigned partitions.
+
+    A consumer is used by one thread at a time (as in Kafka); ``wakeup()`` may be
+    called from any thread to interrupt a blocking ``poll()``. Create it with
+    :meth:`Broker.consumer`.
+
+    Args (keyword-only, kafka-python's names and defaults):
+        group_id: the consumer group whose committed offsets this consumer uses; None
+            for a consumer that never commits.
+        auto_offset_reset: "latest" (default), "earliest" or "none".
+        enable_auto_commit: commit positions every ``auto_commit_interval_ms`` (at the
+            start of ``poll``) and on ``close()`` (default True; needs ``group_id``).
+        max_poll_records: most records one ``poll`` returns (default 500).
+        consumer_timeout_ms: iteration stops after this long without records
+            (default: never).
+        key_deserializer, value_deserializer: applied to non-null keys/values.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *topics: str,
+        group_id: str | None = None,
+        client_id: str | None = None,
+        auto_offset_reset: str = "latest",
+        enable_auto_commit: bool = True,
+        auto_commit_interval_ms: float = 5000,
+        max_poll_records: int = 500,
+        max_poll_interval_ms: float = 300000,
+        session_timeout_ms: float = 10000,
+        heartbeat_interval_ms: float = 3000,
+        partition_assignment_strategy: Any = None,
+        key_deserializer: Callable[[bytes], Any] | None = None,
+        value_deserializer: Callable[[bytes], Any] | None = None,
+        isolation_level: str = "read_uncommitted",
+        consumer_timeout_ms: float | None = None,
+        fetch_max_bytes: int | None = None,
+    ) -> None:
+        if group_id is not None and (not isinstance(group_id, str) or not group_id):
+            raise InvalidConfigError(f"group_id={group_id!r} must be a non-empty str or None")
+        self._reset = _reset_strategy(auto_offset_reset)
+        _positive_int("max_poll_records", max_poll_records)
+        _positive_int("auto_commit_interval_ms", auto_commit_interval_ms)
+        _positive_int("consumer_timeout_ms", consumer_timeout_ms, allow_none=True)
+        for name, fn in (("key_deserializer", key_deserializer),
+                         ("value_deserializer", value_deserializer)):
+            if fn is not None and not callable(fn):
+                raise InvalidConfigError(f"{name}={fn!r} is not callable")
+        if isolation_level not in ("read_uncommitted", "read_committed"):
+            raise InvalidConfigError(
+                f"isolation_level={isolation_level!r} is not valid: use 'read_uncommitted' "
+                "or 'read_committed'")
+        self._broker = broker
+        self.group_id = group_id
+        self.client_id = client_id or f"consumer-{id(self):x}"
+        self._auto_commit = bool(enable_auto_commit) and group_id is not None
+        self._auto_commit_interval = auto_commit_interval_ms / 1000.0
+        self._next_auto_commit = _monotonic() + self._auto_commit_interval
+        self._max_poll_records = int(max_poll_records)
+        self._key_deserializer = key_deserializer
+        self._value_deserializer = value_deserializer
+        self._consumer_timeout = None if consumer_timeout_ms is None else \
+            consumer_timeout_ms / 1000.0
+        self._assignment: list[TopicPartition] = []
+        self._positions: dict[TopicPartition, int | None] = {}
+        self._paused: set[TopicPartition] = set()
+        self._cache: dict[TopicPartition, Any] = {}  # last decoded batch per partition
+        self._rotation = 0
+        self._iter_buffer: deque[ConsumerRecord] = deque()
+        self._pending_commits: list[tuple[Any, dict, Callable | None]] = []
+        self._wakeup = False  # set by wakeup() from any thread; read under _data_cond
+        self._closed: str | None = None
+        if topics:
+            self.subscribe(list(topics))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (f"<mqlog.Consumer {self.client_id} group={self.group_id!r} "
+                f"partitions={len(self._assignment)} {state}>")
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(self._closed)
+
+    def _mark_closed(self, reason: str) -> None:
+        self._closed = reason
+
+    # -- assignment ---------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None,
+                  listener: Any = None) -> None:
+        """Join ``group_id`` for ``topics`` (group management).
+
+        Raises:
+            NotImplementedError: consumer groups are not in this release yet; use
+                ``assign()``.
+        """
+        self._check_open()
+        raise NotImplementedError(
+            "subscribe() and consumer-group rebalancing are not available in this mqlog "
+            "release yet: assign partitions explicitly with consumer.assign([...])")
+
+    def subscription(self) -> set[str] | None:
+        """Subscribed topics (None: no subscription; manual assignment)."""
+        return None
+
+    def unsubscribe(self) -> None:
+        """Drop the assignment."""
+        self.assign([])
+
+    def assign(self, partitions: Iterable[TopicPartition]) -> None:
+        """Read exactly these partitions (replacing any earlier assignment).
+
+        Raises:
+            UnknownTopicOrPartitionError: a partition does not exist.
+            TypeError: an element is not a ``TopicPartition``/``(topic, partition)``.
+        """
+        self._check_open()
+        tps = []
+        for tp in partitions:
+            if not isinstance(tp, tuple) or len(tp) != 2:
+                raise TypeError(f"assign() takes TopicPartition objects, got {tp!r}")
+            tp = TopicPartition(*tp)
+            self._broker._partition(tp)
+            if tp not in tps:
+                tps.append(tp)
+        self._assignment = tps
+        self._positions = {tp: self._positions.get(tp) for tp in tps}
+        self._paused &= set(tps)
+        self._cache = {tp: b for tp, b in self._cache.items() if tp in self._positions}
+        self._iter_buffer.clear()
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this consumer reads."""
+        return set(self._assignment)
+
+    def _assigned(self, tp: Any) -> TopicPartition:
+        tp = TopicPartition(*tp)
+        if tp not in self._positions:
+            raise IllegalStateError(
+                f"{tp} is not assigned to this consumer (assigned: "
+                f"{sorted(self._assignment)}); assign() it first")
+        return tp
+
+    # -- positions ----------------------------------------------------------------
+
+    def _reset_position(self, tp: TopicPartition, plog: Any, why: str) -> int:
+        if self._reset is OffsetResetStrategy.EARLIEST:
+            return plog.log_start
+        if self._reset is OffsetResetStrategy.LATEST:
+            return plog.end_offset
+        raise OffsetOutOfRangeError(
+            f"{why} for {tp.topic}[{tp.partition}]: valid offsets are "
+            f"{plog.log_start}..{plog.end_offset}; seek() to one of them or use "
+            "auto_offset_reset='earliest' or 'latest'", {tp: plog.end_offset})
+
+    def _resolve_position(self, tp: TopicPartition, plog: Any) -> int:
+        """The position of ``tp``, from the committed offset or the reset policy."""
+        pos = self._positions.get(tp)
+        if pos is None:
+            committed = None
+            if self.group_id is not None:
+                committed = self._broker.committed_offset(self.group_id, tp)
+            if committed is not None:
+                pos = committed.offset
+                if not plog.log_start <= pos <= plog.end_offset:
+                    pos = self._reset_position(
+                        tp, plog, f"committed offset {pos} is out of range")
+            else:
+                pos = self._reset_position(tp, plog, "no committed offset")
+            self._positions[tp] = pos
+        elif not plog.log_start <= pos <= plog.end_offset:
+            pos = self._positions[tp] = self._reset_position(
+                tp, plog, f"offset {pos} is out of range")
+            self._cache.pop(tp, None)
+        return pos
+
+    def position(self, tp: TopicPartition) -> int:
+        """The next offset this consumer will return for ``tp``.
+
+        Raises:
+            IllegalStateError: ``tp`` is not assigned.
+            OffsetOutOfRangeError: no valid position and ``auto_offset_reset='none'``.
+        """
+        self._check_open()
+        tp = self._assigned(tp)
+        return self._resolve_position(tp, self._broker._partition(tp))
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Make ``offset`` the next offset returned for ``partition``.
+
+        An offset outside the log is accepted; the next fetch applies
+        ``auto_offset_reset`` (or raises with 'none'), as Kafka does.
+
+        Raises:
+            IllegalStateError: the partition is not assigned.
+            ValueError: ``offset`` is not an int >= 0.
+        """
+        self._check_open()
+        tp = self._assigned(partition)
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError(f"seek offset {offset!r} must be an int >= 0")
+        self._positions[tp] = offset
+        self._drop_buffered(tp)
+
+    def _targets(self, partitions: tuple) -> list[TopicPartition]:
+        return [self._assigned(tp) for tp in partitions] if partitions else \
+            list(self._assignment)
+
+    def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        """Move to the log start of the given (default: all assigned) partitions."""
+        self._check_open()
+        for tp in self._targets(partitions):
+            self._positions[tp] = self._broker._partition(tp).log_start
+            self._drop_buffered(tp)
+
+    def seek_to_end(self, *partitions: TopicPartition) -> None:
+        """Move to the end of the given (default: all assigned) partitions."""
+        self._check_open()
+        for tp in self._targets(partitions):
+            self._positions[tp] = self._broker._partition(tp).end_offset
+            self._drop_buffered(tp)
+
+    def _drop_buffered(self, tp: TopicPartition) -> None:
+        if self._iter_buffer:
+            self._iter_buffer = deque(r for r in self._iter_buffer
+                                      if (r.topic, r.partition) != tp)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Stop returning records for these partitions until ``resume``."""
+        self._check_open()
+        for tp in partitions:
+            tp = self._assigned(tp)
+            self._paused.add(tp)
+            self._drop_buffered(tp)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Return records for these partitions again."""
+        self._check_open()
+        for tp in partitions:
+            self._paused.discard(self._assigned(tp))
+
+    def paused(self) -> set[TopicPartition]:
+        """Partitions currently paused."""
+        return set(self._paused)
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first offset still stored, per partition."""
+        self._check_open()
+        self._refresh()
+        return {TopicPartition(*tp): self._broker._partition(tp).log_start
+                for tp in partitions}
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset the next record will get, per partition."""
+        self._check_open()
+        self._refresh()
+        return {TopicPartition(*tp): self._broker._partition(tp).end_offset
+                for tp in partitions}
+
+    def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[
+            TopicPartition, OffsetAndTimestamp | None]:
+        """Per partition, the earliest record whose timestamp is >= the one given.
+
+        Cost: one time-index lookup per partition (no scan).
+
+        Raises:
+            ValueError: a timestamp is not an int >= 0.
+        """
+        self._check_open()
+        self._refresh()
+        out: dict[TopicPartition, OffsetAndTimestamp | None] = {}
+        with self._broker._store.read() as txn:
+            for tp, ts in timestamps.items():
+                if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
+                    raise ValueError(f"timestamp {ts!r} for {tp} must be an int >= 0 (ms)")
+                tp = TopicPartition(*tp)
+                found = offset_for_time(txn, self._broker._partition(tp), ts)
+                out[tp] = None if found is None else OffsetAndTimestamp(found[0], found[1], -1)
+        return out
+
+    # -- polling ------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        if self._broker.readonly:
+            self._broker._refresh_readonly()
+
+    def _fetch(self, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        broker = self._broker
+        topics = broker._topics
+        tps = self._assignment
+        n = len(tps)
+        result: dict[TopicPartition, list[ConsumerRecord]] = {}
+        if not n:
+            return result
+        start = self._rotation % n
+        self._rotation += 1
+        txn_cm = txn = None
+        try:
+            for i in range(n):
+                tp = tps[(start + i) % n]
+                if tp in self._paused:
+                    continue
+                tlog = topics.get(tp[0])
+                if tlog is None or tp[1] >= len(tlog.partitions):
+                    continue  # topic deleted under us: nothing to read
+                plog = tlog.partitions[tp[1]]
+                pos = self._positions.get(tp)
+                if pos is None or not plog.log_start <= pos <= plog.end_offset:
+                    pos = self._resolve_position(tp, plog)
+                if pos >= plog.end_offset:
+                    continue
+                if txn is None:
+                    txn_cm = broker._store.read()
+                    txn = txn_cm.__enter__()
+                recs, pos, batch = fetch(txn, plog, pos, max_records, self._cache.get(tp),
+                                         self._key_deserializer, self._value_deserializer)
+                self._positions[tp] = pos
+                if batch is not None:
+                    self._cache[tp] = batch
+                if recs:
+                    result[tp] = recs
+                    max_records -= len(recs)
+                    if max_records <= 0:
+                        break
+        finally:
+            if txn_cm is not None:
+                txn_cm.__exit__(None, None, None)
+        return result
+
+    def poll(self, timeout_ms: float = 0, max_records: int | None = None,
+             update_offsets: bool = True) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Return available records, waiting up to ``timeout_ms`` for some.
+
+        Positions advance past the records returned. Never blocks longer than
+        ``timeout_ms`` (plus scheduling noise); ``wakeup()`` ends the wait early with an
+        empty result.
+
+        Returns:
+            ``{TopicPartition: [ConsumerRecord, ...]}``, each list in offset order.
+
+        Raises:
+            IllegalStateError: no partitions assigned.
+            OffsetOutOfRangeError: a position is outside the log and
+                ``auto_offset_reset='none'``.
+            ClosedError: the consumer or broker is closed.
+        """
+        self._check_open()
+        if not self._assignment:
+            raise IllegalStateError(
+                "poll() needs partitions: call assign([...]) first")
+        self._iter_buffer.clear()  # records held for iteration are re-fetched
+        return self._poll(timeout_ms / 1000.0 if timeout_ms else 0.0,
+                          max_records or self._max_poll_records) or {}
+
+    def _poll(self, timeout: float, max_records: int) -> dict[TopicPartition, list] | None:
+        """Fetch, waiting up to ``timeout`` s; None when interrupted by ``wakeup()``."""
+        self._housekeeping()
+        broker = self._broker
+        cond = broker._data_cond
+        deadline = _monotonic() + timeout
+        readonly = broker.readonly
+        while True:
+            seq = broker._data_seq
+            if readonly:
+                broker._refresh_readonly()
+            result = self._fetch(max_records)
+            if result:
+                return result
+            with cond:
+                if self._wakeup:
+                    self._wakeup = False
+                    return None
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    return {}
+                if broker._data_seq == seq:
+                    # Another process may write a readonly store: nothing notifies us,
+                    # so look again at a short interval (the one timed wait).
+                    cond.wait(min(remaining, 0.05) if readonly else remaining)
+            self._check_open()
+
+    def wakeup(self) -> None:
+        """Interrupt a blocking ``poll()`` (or iteration) from any thread.
+
+        The interrupted call returns an empty result (iteration stops).
+        """
+        cond = self._broker._data_cond
+        with cond:
+            self._wakeup = True
+            cond.notify_all()
+
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        return self
+
+    def __next__(self) -> ConsumerRecord:
+        """Next record; blocks, and stops after ``consumer_timeout_ms`` without one.
+
+        The position of a partition advances as each record is handed out, so a commit
+        during iteration never covers records not yet returned.
+        """
+        self._check_open()
+        buf = self._iter_buffer
+        if not buf:
+            if not self._assignment:
+                raise IllegalStateError("iteration needs partitions: call assign([...])")
+            wait = self._consumer_timeout
+            deadline = None if wait is None else _monotonic() + wait
+            while not buf:
+                step = 3600.0 if deadline is None else deadline - _monotonic()
+                if step <= 0:
+                    raise StopIteration
+                saved = dict(self._positions)
+                result = self._poll(step, self._max_poll_records)
+                if result is None:
+                    raise StopIteration  # wakeup()
+                if not result:
+                    continue  # the loop condition ends it once the deadline passed
+                # Positions move only as records are handed out (below).
+                for tp in result:
+                    self._positions[tp] = saved.get(tp, self._positions[tp])
+                for recs in result.values():
+                    buf.extend(recs)
+        record = buf.popleft()
+        self._positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        return record
+
+    def _housekeeping(self) -> None:
+        if self._pending_commits:
+            self._run_commit_callbacks()
+        if self._auto_commit and _monotonic() >= self._next_auto_commit:
+            self._next_auto_commit = _monotonic() + self._auto_commit_interval
+            offsets = self._current_offsets()
+            if offsets:
+                self.commit_async(offsets)
+
+    # -- committing ---------------------------------------------------------------
+
+    def _require_group(self) -> str:
+        if self.group_id is None:
+            raise IllegalStateError(
+                "committing needs a group_id: create the consumer with group_id='...'")
+        return self.group_id
+
+    def _current_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {tp: OffsetAndMetadata(pos, "", -1)
+                for tp, pos in self._positions.items() if pos is not None}
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata | int] | None = None
+               ) -> None:
+        """Commit offsets (default: the current positions) for ``group_id``; blocks.
+
+        A committed offset is the next offset to read.
+
+        Raises:
+            IllegalStateError: no ``group_id``.
+            UnknownTopicOrPartitionError: a partition does not exist.
+        Durability: committed in the store (survives the process being killed) on return.
+        """
+        self._check_open()
+        group = self._require_group()
+        self._run_commit_callbacks()
+        offsets = self._current_offsets() if offsets is None else offsets
+        if offsets:
+            self._broker.commit_offsets(group, offsets)
+
+    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata | int] | None = None,
+                     callback: Callable[[dict, Any], Any] | None = None) -> Any:
+        """Commit without waiting. ``callback(offsets, exception_or_None)`` runs in a
+        later ``poll()``/``commit()``/``close()`` of this consumer.
+
+        Returns:
+            A job with ``wait(timeout)`` and ``done``.
+        """
+        self._check_open()
+        group = self._require_group()
+        offsets = self._current_offsets() if offsets is None else offsets
+        job = self._broker.commit_offsets_async(group, offsets)
+        self._pending_commits.append((job, offsets, callback))
+        return job
+
+    def _run_commit_callbacks(self, wait: bool = False) -> None:
+        still = []
+        for job, offsets, callback in self._pending_commits:
+            if wait:
+                try:
+                    job.wait(30)
+                except Exception:
+                    pass
+            if not job.done:
+                still.append((job, offsets, callback))
+                continue
+            if callback is not None:
+                callback(offsets, job.error)
+            elif job.error is not None:
+                import logging
+
+                logging.getLogger("mqlog.consumer").warning(
+                    "async offset commit for group %r failed: %s", self.group_id, job.error)
+        self._pending_commits = still
+
+    def committed(self, partition: TopicPartition, metadata: bool = False) -> Any:
+        """The committed offset of ``partition`` for ``group_id`` (None if none).
+
+        Args:
+            metadata: return the full ``OffsetAndMetadata`` instead of the offset.
+
+        Raises:
+            IllegalStateError: no ``group_id``.
+        """
+        self._check_open()
+        group = self._require_group()
+        found = self._broker.committed_offset(group, TopicPartition(*partition))
+        if found is None or metadata:
+            return found
+        return found.offset
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def close(self, autocommit: bool = True) -> None:
+        """Close the consumer; commits positions first when auto-commit is on. Idempotent."""
+        if self._closed:
+            return
+        try:
+            if autocommit and self._auto_commit and not self._broker.closed:
+                offsets = self._current_offsets()
+                if offsets:
+                    self._broker.commit_offsets(self.group_id, offsets)
+            self._run_commit_callbacks(wait=True)
+        finally:
+            self._closed = "the consumer is closed: create a new one with broker.consumer()"
+            self._broker._forget(self)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._closed)

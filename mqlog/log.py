@@ -1,0 +1,183 @@
+"""Partition logs: the in-memory state of each partition and reads from the store.
+
+A :class:`PartitionLog` knows its log start offset (first offset still stored), its
+end offset (the next offset to be written: Kafka's log end offset / high watermark)
+and the largest timestamp indexed so far. The broker's writer thread is the only code
+that advances ``end_offset`` and ``max_timestamp``, and only after the transaction that
+stored the batches has committed; readers may read both without a lock (an int read is
+atomic under the GIL) and then read the store in a short transaction.
+
+Invariant (:meth:`PartitionLog._check`): ``0 <= log_start <= end_offset`` and every
+stored batch lies inside ``[log_start, end_offset)``, offsets ascending and unique.
+
+Thread-safety: reads are thread-safe; mutation belongs to the writer thread (and to
+topic administration, which runs as a writer job).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable
+
+from .batch import DecodedBatch, decode
+from .config import TOPIC_DEFAULTS
+from .records import ConsumerRecord, FrozenConfig, TopicInfo, TopicPartition
+
+__all__ = ["PartitionLog", "TopicLog", "fetch", "offset_for_time"]
+
+_U64 = struct.Struct(">Q")
+
+
+class PartitionLog:
+    """One partition's offsets. See the module docstring for who may change what."""
+
+    __slots__ = ("topic", "topic_id", "partition", "tp", "log_start", "end_offset",
+                 "max_timestamp")
+
+    def __init__(self, topic: str, topic_id: int, partition: int, log_start: int = 0,
+                 end_offset: int = 0, max_timestamp: int = -1) -> None:
+        self.topic = topic
+        self.topic_id = topic_id
+        self.partition = partition
+        self.tp = TopicPartition(topic, partition)
+        self.log_start = log_start
+        self.end_offset = end_offset
+        self.max_timestamp = max_timestamp
+
+    def __repr__(self) -> str:
+        return (f"PartitionLog({self.topic}[{self.partition}] start={self.log_start} "
+                f"end={self.end_offset})")
+
+    def _check(self, store: Any) -> None:
+        """Assert the invariant against the store (tests and `mqlog check`)."""
+        assert 0 <= self.log_start <= self.end_offset, self
+        last_end = self.log_start
+        with store.read() as txn:
+            for base, raw in txn.batches(self.topic_id, self.partition, 0):
+                batch = decode(raw)
+                assert batch.base_offset == base, (base, batch.base_offset)
+                assert base >= last_end, f"{self}: batch {base} overlaps the one before"
+                offsets = list(batch.offsets)
+                assert offsets == sorted(set(offsets)), f"{self}: offsets not ascending"
+                assert batch.last_offset < self.end_offset, f"{self}: batch past the end"
+                last_end = batch.last_offset + 1
+        if self.log_start == 0 or last_end > self.log_start:
+            # Without compaction the log is dense: the last batch ends at end_offset.
+            assert last_end <= self.end_offset
+
+
+class TopicLog:
+    """A topic: its id, configuration and partitions (mutable, owned by the broker)."""
+
+    __slots__ = ("name", "topic_id", "config", "partitions", "max_message_bytes",
+                 "log_append_time")
+
+    def __init__(self, name: str, topic_id: int, config: FrozenConfig,
+                 partitions: list[PartitionLog]) -> None:
+        self.name = name
+        self.topic_id = topic_id
+        self.partitions = partitions
+        self.set_config(config)
+
+    def set_config(self, config: FrozenConfig) -> None:
+        """Replace the overrides and the facts derived from them."""
+        self.config = config
+        self.max_message_bytes = config.get("max.message.bytes",
+                                            TOPIC_DEFAULTS["max.message.bytes"])
+        self.log_append_time = config.get("message.timestamp.type") == "LogAppendTime"
+
+    def info(self) -> TopicInfo:
+        return TopicInfo(self.name, len(self.partitions), self.config)
+
+    def __repr__(self) -> str:
+        return f"TopicLog({self.name!r}, id={self.topic_id}, partitions={len(self.partitions)})"
+
+
+def load_partition(txn: Any, topic: str, topic_id: int, partition: int) -> PartitionLog:
+    """Rebuild a partition's in-memory state from the store (at open)."""
+    raw_start = txn.meta(b"p" + struct.pack(">II", topic_id, partition))
+    log_start = _U64.unpack(raw_start)[0] if raw_start else 0
+    end = log_start
+    last = txn.last_batch(topic_id, partition)
+    if last is not None:
+        end = max(end, decode(last[1]).last_offset + 1)
+    max_ts = txn.time_last(topic_id, partition)
+    return PartitionLog(topic, topic_id, partition, log_start, end,
+                        -1 if max_ts is None else max_ts)
+
+
+def fetch(
+    txn: Any,
+    plog: PartitionLog,
+    position: int,
+    max_records: int,
+    cached: DecodedBatch | None = None,
+    key_deserializer: Callable[[bytes], Any] | None = None,
+    value_deserializer: Callable[[bytes], Any] | None = None,
+) -> tuple[list[ConsumerRecord], int, DecodedBatch | None]:
+    """Read up to ``max_records`` records of one partition from ``position`` on.
+
+    Args:
+        txn: a read transaction from the store (None to use only ``cached``).
+        cached: the batch decoded by the previous fetch, reused when it still holds
+            ``position`` so a consumer reading a large batch in small polls decodes it
+            once.
+
+    Returns:
+        ``(records, next_position, last_decoded_batch)``. ``next_position`` skips
+        offsets removed by compaction.
+    """
+    out: list[ConsumerRecord] = []
+    end = plog.end_offset
+    topic, partition = plog.topic, plog.partition
+    batch = cached
+    if batch is not None and batch.base_offset <= position <= batch.last_offset:
+        i = batch.index_of(position)
+        recs = batch.records(topic, partition, i, i + max_records, key_deserializer,
+                             value_deserializer)
+        out.extend(recs)
+        position = batch.last_offset + 1 if i + len(recs) >= batch.count else recs[-1].offset + 1
+        if len(out) >= max_records or position >= end:
+            return out, position, batch
+    if txn is None:
+        return out, position, batch
+    for base, raw in txn.batches(plog.topic_id, plog.partition, position):
+        if base >= end:
+            break  # written by a transaction newer than the end offset we trust
+        batch = decode(raw)
+        if batch.last_offset < position:
+            continue
+        i = batch.index_of(position)
+        want = max_records - len(out)
+        recs = batch.records(topic, partition, i, i + want, key_deserializer,
+                             value_deserializer)
+        out.extend(recs)
+        if i + len(recs) >= batch.count:
+            position = batch.last_offset + 1
+        else:
+            position = recs[-1].offset + 1
+        if len(out) >= max_records:
+            break
+    return out, position, batch
+
+
+def offset_for_time(txn: Any, plog: PartitionLog, timestamp: int) -> tuple[int, int] | None:
+    """The first ``(offset, timestamp)`` whose timestamp is >= ``timestamp``, or None.
+
+    Cost: one time-index lookup and decoding the batches from there until a match
+    (normally the first one); never a scan of the partition.
+    """
+    base = txn.time_lookup(plog.topic_id, plog.partition, timestamp)
+    if base is None:
+        return None
+    for b, raw in txn.batches(plog.topic_id, plog.partition, max(base, plog.log_start)):
+        if b >= plog.end_offset:
+            break
+        batch = decode(raw)
+        for i, off in enumerate(batch.offsets):
+            if off < plog.log_start:
+                continue
+            ts = batch.timestamp_at(i)
+            if ts >= timestamp:
+                return off, ts
+    return None

@@ -1,0 +1,854 @@
+"""Producer: accumulates records into per-partition batches for the broker's writer.
+
+``send()`` is the hot path and is kept lean (see ARCHITECTURE.md, "What things cost
+here"): it validates, picks a partition, appends the record to the partition's open
+batch under one short lock and returns a future that is no more than a reference to
+that batch and the record's index in it. Record metadata is built only if asked for.
+Batches are sealed when they reach ``batch_size`` bytes; the writer takes sealed
+batches at once and open ones when ``linger_ms`` has passed (at once with the default
+``linger_ms=0``: records pile up in the open batch only while the writer is busy with
+the previous commit, which is exactly when batching pays).
+
+Lock order: ``Producer._lock`` is never held while calling into the writer (``wake``)
+or the broker; the writer may take it while holding its own condition.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+from . import batch as _batch
+from .errors import (
+    ClosedError,
+    InvalidConfigError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    UnknownTopicOrPartitionError,
+)
+from .partitioner import murmur2
+from .records import BatchMetadata, PartitionBatch, RecordMetadata, TopicPartition
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broker import Broker
+
+__all__ = ["FutureBatchMetadata", "FutureRecordMetadata", "Producer"]
+
+log = logging.getLogger("mqlog.producer")
+
+RECORD_OVERHEAD = 16  # bytes per record in a batch: lengths and timestamp delta
+BATCH_OVERHEAD = _batch.HEADER_SIZE
+_KEY_CACHE_LIMIT = 100_000
+_now_ns = time.time_ns
+_monotonic = time.monotonic
+
+
+def _run_callback(fn: Callable[[Any], Any], arg: Any) -> None:
+    try:
+        fn(arg)
+    except Exception:  # a user callback must not break the writer
+        log.exception("producer callback %r raised", fn)
+
+
+class _FutureBase:
+    """Shared callback plumbing of the producer futures (kafka-python's Future API)."""
+
+    __slots__ = ()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Same as :meth:`get` (``concurrent.futures`` spelling)."""
+        return self.get(timeout)
+
+    def done(self) -> bool:
+        return self.is_done
+
+    def succeeded(self) -> bool:
+        return self.is_done and self.exception is None
+
+    def failed(self) -> bool:
+        return self.is_done and self.exception is not None
+
+    @property
+    def value(self) -> Any:
+        """The result if the future succeeded, else None (does not block)."""
+        return self.get(0) if self.succeeded() else None
+
+    def add_callback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _FutureBase:
+        """Call ``fn(*args, metadata, **kwargs)`` when the write succeeds.
+
+        Callbacks run on the broker's writer thread (or at once if already done): keep
+        them short and never block on another future inside one.
+        """
+        if args or kwargs:
+            inner = fn
+            fn = lambda value: inner(*args, value, **kwargs)  # noqa: E731
+        self._add(fn, False)
+        return self
+
+    def add_errback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _FutureBase:
+        """Call ``fn(*args, exception, **kwargs)`` when the write fails."""
+        if args or kwargs:
+            inner = fn
+            fn = lambda exc: inner(*args, exc, **kwargs)  # noqa: E731
+        self._add(fn, True)
+        return self
+
+    def add_both(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _FutureBase:
+        self.add_callback(fn, *args, **kwargs)
+        return self.add_errback(fn, *args, **kwargs)
+
+
+class _ProducerBatch:
+    """Records bound for one partition, committed together as one stored batch."""
+
+    __slots__ = (
+        "topic", "partition", "acks", "codec", "values", "keys", "timestamps", "headers",
+        "has_keys", "size", "deadline", "base_offset", "error", "event", "callbacks",
+        "group", "producer",
+    )
+
+    def __init__(self, producer: Producer, topic: str, partition: int,
+                 deadline: float) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.partition = partition
+        self.acks = producer._acks
+        self.codec = producer._codec
+        self.values: list = []
+        self.keys: list = []
+        self.timestamps: list[int] = []
+        self.headers: list[bytes] | None = None
+        self.has_keys = False
+        self.size = 0
+        self.deadline = deadline
+        self.base_offset = -1
+        self.error: BaseException | None = None
+        self.event = threading.Event()
+        self.callbacks: list[tuple[int, Callable, bool]] | None = None
+        self.group: FutureBatchMetadata | None = None
+
+    def _encode(self, log_append_ms: int | None) -> tuple[bytes, int, int]:
+        if log_append_ms is not None:
+            ts: Any = log_append_ms
+            max_ts = log_append_ms
+        else:
+            ts = self.timestamps
+            max_ts = max(ts)
+        body = _batch.encode(
+            self.values, self.keys if self.has_keys else None, ts, self.headers,
+            codec=self.codec, log_append_time=log_append_ms is not None,
+        )
+        return body, max_ts, len(self.values)
+
+    def metadata(self, i: int) -> RecordMetadata:
+        key = self.keys[i]
+        value = self.values[i]
+        hsize = -1
+        if self.headers is not None and self.headers[i]:
+            hsize = sum(len(n.encode()) + len(v or b"")
+                        for n, v in _batch.unpack_headers(self.headers[i]))
+        return RecordMetadata(
+            self.topic, self.partition, TopicPartition(self.topic, self.partition),
+            self.base_offset + i if self.acks else -1, self.timestamps[i], None,
+            -1 if key is None else len(key), -1 if value is None else len(value), hsize,
+        )
+
+    def _resolve(self, base_offset: int) -> None:
+        self.base_offset = base_offset
+        self._finish()
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        self._finish()
+
+    def _finish(self) -> None:
+        self.event.set()
+        self.producer._release(self)
+        callbacks = self.callbacks
+        if callbacks and self.acks:
+            for i, fn, is_errback in callbacks:
+                if self.error is None and not is_errback:
+                    _run_callback(fn, self.metadata(i))
+                elif self.error is not None and is_errback:
+                    _run_callback(fn, self.error)
+        if self.error is not None and not self.acks:
+            log.error("record(s) for %s[%d] sent with acks=0 were not written: %s",
+                      self.topic, self.partition, self.error)
+        if self.group is not None:
+            self.group._member_done(self)
+
+
+class FutureRecordMetadata(_FutureBase):
+    """The outcome of one ``send()``: resolves to :class:`RecordMetadata`.
+
+    Thread-safe: any thread may wait on it or add callbacks.
+    """
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _ProducerBatch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    @property
+    def is_done(self) -> bool:
+        b = self._batch
+        return not b.acks or b.event.is_set()
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The error if the write failed (acks >= 1), else None (does not block)."""
+        b = self._batch
+        return b.error if b.acks and b.event.is_set() else None
+
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Wait for the write and return where the record landed.
+
+        Durability: with ``acks=1`` the record is committed (survives the process
+        being killed); with ``acks="all"`` also flushed to disk. With ``acks=0`` this
+        returns at once with ``offset=-1``.
+
+        Raises:
+            KafkaTimeoutError: not written within ``timeout`` seconds.
+            MqlogError: the write failed (e.g. ``UnknownTopicOrPartitionError``,
+                ``DiskFullError``).
+        """
+        b = self._batch
+        if b.acks and not b.event.wait(timeout):
+            if threading.current_thread() is b.producer._broker._writer.thread:
+                raise KafkaTimeoutError(
+                    "future.get() was called inside a producer callback for a record not "
+                    "yet written: that would wait forever; use add_callback instead")
+            raise KafkaTimeoutError(
+                f"record for {b.topic}[{b.partition}] not written within {timeout} s")
+        if b.error is not None and b.acks:
+            raise b.error
+        return b.metadata(self._index)
+
+    def _add(self, fn: Callable[[Any], Any], is_errback: bool) -> None:
+        b = self._batch
+        if not b.acks or b.event.is_set():
+            if b.acks and b.error is not None:
+                if is_errback:
+                    _run_callback(fn, b.error)
+            elif not is_errback:
+                _run_callback(fn, b.metadata(self._index))
+            return
+        with b.producer._lock:
+            if not b.event.is_set():
+                if b.callbacks is None:
+                    b.callbacks = []
+                b.callbacks.append((self._index, fn, is_errback))
+                return
+        self._add(fn, is_errback)  # resolved meanwhile: run now
+
+    def __repr__(self) -> str:
+        b = self._batch
+        state = "done" if self.is_done else "pending"
+        return f"<FutureRecordMetadata {b.topic}[{b.partition}] {state}>"
+
+
+class FutureBatchMetadata(_FutureBase):
+    """The outcome of one ``send_batch()``: resolves to :class:`BatchMetadata`.
+
+    Thread-safe.
+    """
+
+    __slots__ = ("_topic", "_batches", "_pending", "_lock", "_event", "_error",
+                 "_result", "_callbacks", "_acks")
+
+    def __init__(self, topic: str, batches: list[_ProducerBatch], acks: int) -> None:
+        self._topic = topic
+        self._batches = batches
+        self._pending = len(batches)
+        self._lock = threading.Lock()  # guards _pending and _callbacks
+        self._event = threading.Event()
+        self._error: BaseException | None = None
+        self._result: BatchMetadata | None = None
+        self._callbacks: list[tuple[Callable, bool]] = []
+        self._acks = acks
+        for b in batches:
+            b.group = self
+        if not acks:
+            self._result = self._build()
+            self._event.set()
+
+    def _build(self) -> BatchMetadata:
+        parts: dict[int, list[int]] = {}
+        for b in self._batches:
+            slot = parts.get(b.partition)
+            if slot is None:
+                parts[b.partition] = [b.base_offset if self._acks else -1, len(b.values)]
+            else:
+                slot[1] += len(b.values)
+        return BatchMetadata(self._topic, tuple(
+            PartitionBatch(p, base, n) for p, (base, n) in sorted(parts.items())))
+
+    def _member_done(self, batch: _ProducerBatch) -> None:
+        with self._lock:
+            if batch.error is not None and self._error is None:
+                self._error = batch.error
+            self._pending -= 1
+            if self._pending or not self._acks:
+                return
+            if self._error is None:
+                self._result = self._build()
+            callbacks = self._callbacks
+            self._callbacks = []
+            self._event.set()
+        for fn, is_errback in callbacks:
+            if self._error is None and not is_errback:
+                _run_callback(fn, self._result)
+            elif self._error is not None and is_errback:
+                _run_callback(fn, self._error)
+
+    @property
+    def is_done(self) -> bool:
+        return self._event.is_set()
+
+    @property
+    def exception(self) -> BaseException | None:
+        return self._error if self._event.is_set() else None
+
+    def get(self, timeout: float | None = None) -> BatchMetadata:
+        """Wait until every record is written; see :meth:`FutureRecordMetadata.get`."""
+        if not self._event.wait(timeout):
+            raise KafkaTimeoutError(
+                f"send_batch to {self._topic!r} not written within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def _add(self, fn: Callable[[Any], Any], is_errback: bool) -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append((fn, is_errback))
+                return
+        if self._error is None and not is_errback:
+            _run_callback(fn, self._result)
+        elif self._error is not None and is_errback:
+            _run_callback(fn, self._error)
+
+
+class _Route:
+    """Cached placement facts for one topic (valid while the broker's version holds)."""
+
+    __slots__ = ("topic", "version", "num_partitions", "all_partitions", "max_size",
+                 "key_cache", "sticky")
+
+    def __init__(self, topic: str, version: int, num_partitions: int, max_size: int) -> None:
+        self.topic = topic
+        self.version = version
+        self.num_partitions = num_partitions
+        self.all_partitions = list(range(num_partitions))
+        self.max_size = max_size
+        self.key_cache: dict[bytes, int] = {}
+        self.sticky = -1
+
+
+def _acks_value(acks: Any) -> int:
+    if acks in ("all", -1, "-1"):
+        return -1
+    if acks in (0, 1, "0", "1"):
+        return int(acks)
+    raise InvalidConfigError(f"acks={acks!r} is not valid: use 0, 1 or 'all' (-1)")
+
+
+def _as_bytes(value: Any, what: str) -> bytes:
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(
+        f"{what} must be bytes or None, got {type(value).__name__} ({value!r:.60}): "
+        f"encode it first or pass {what}_serializer= to the producer"
+    )
+
+
+class Producer:
+    """Publishes records to the broker's topics.
+
+    ``Producer`` is thread-safe; share one per process (records from one thread to one
+    partition keep their order). Create it with :meth:`Broker.producer`.
+
+    Args (keyword-only, kafka-python's names):
+        acks: 0 (resolve at once), 1 (resolve when committed; default) or "all"/-1
+            (resolve when committed and flushed to disk).
+        linger_ms: how long an open batch may wait for more records (default 0).
+        batch_size: a batch is sealed when it reaches this many bytes (default 16384).
+        buffer_memory: bytes of unwritten records allowed before ``send`` blocks
+            (default 32 MiB).
+        max_block_ms: how long ``send`` blocks on a full buffer before raising
+            ``KafkaTimeoutError`` (default 60000).
+        compression_type: None, "gzip", "snappy", "lz4" or "zstd".
+        key_serializer, value_serializer: callables turning keys/values into bytes
+            (not applied to None, so ``value=None`` stays a tombstone).
+        partitioner: ``fn(key_bytes, all_partitions, available_partitions) -> int``.
+        max_request_size: largest record accepted, in bytes (default 1 MiB).
+        enable_idempotence, transactional_id: reserved for the exactly-once issue;
+            setting them raises ``InvalidConfigError`` until then.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        acks: Literal[0, 1, "all", -1] | str = 1,
+        linger_ms: float = 0,
+        batch_size: int = 16384,
+        buffer_memory: int = 32 * 1024 * 1024,
+        max_block_ms: float = 60000,
+        compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None,
+        key_serializer: Callable[[Any], bytes] | None = None,
+        value_serializer: Callable[[Any], bytes] | None = None,
+        partitioner: Callable[[bytes | None, list[int], list[int]], int] | None = None,
+        max_request_size: int = 1048576,
+        enable_idempotence: bool = False,
+        transactional_id: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self._acks = _acks_value(acks)
+        for name, value in (("linger_ms", linger_ms), ("max_block_ms", max_block_ms)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise InvalidConfigError(f"{name}={value!r} must be a number >= 0")
+        for name, value in (("batch_size", batch_size), ("buffer_memory", buffer_memory),
+                            ("max_request_size", max_request_size)):
+            if not isinstance(value, int) or value <= 0:
+                raise InvalidConfigError(f"{name}={value!r} must be an int > 0")
+        if enable_idempotence or transactional_id is not None:
+            raise InvalidConfigError(
+                "enable_idempotence/transactional_id are not available yet in this mqlog "
+                "version (exactly-once is planned); leave them unset")
+        for name, fn in (("key_serializer", key_serializer),
+                         ("value_serializer", value_serializer),
+                         ("partitioner", partitioner)):
+            if fn is not None and not callable(fn):
+                raise InvalidConfigError(f"{name}={fn!r} is not callable")
+        self._codec = _batch.codec_id(compression_type)
+        self._broker = broker
+        self._writer = broker._writer
+        self._linger = linger_ms / 1000.0
+        self._batch_size = batch_size
+        self._buffer_memory = buffer_memory
+        self._max_block = max_block_ms / 1000.0
+        self._key_serializer = key_serializer
+        self._value_serializer = value_serializer
+        self._partitioner = partitioner
+        self._max_request_size = max_request_size
+        self.client_id = client_id or f"producer-{id(self):x}"
+        # Guards _open, _ready, _incomplete, _buffered, batch callbacks; _space waits
+        # for _buffered to drop (backpressure).
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._open: dict[tuple[str, int], _ProducerBatch] = {}
+        self._ready: deque[_ProducerBatch] = deque()
+        self._incomplete: set[_ProducerBatch] = set()
+        self._buffered = 0
+        self._routes: dict[str, _Route] = {}
+        self._closed: str | None = None
+        self._rng = random.Random()
+        self._writer.add_producer(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return (f"<mqlog.Producer {self.client_id} acks={self._acks} {state} "
+                f"buffered={self._buffered}B>")
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- routing ------------------------------------------------------------------
+
+    def _route(self, topic: str) -> _Route:
+        broker = self._broker
+        version = broker._version
+        tlog = broker._topics.get(topic)
+        if tlog is None:
+            broker._check_open()
+            if not isinstance(topic, str):
+                raise TypeError(f"topic must be str, got {type(topic).__name__}")
+            if not broker.auto_create_topics:
+                raise UnknownTopicOrPartitionError(
+                    f"topic {topic!r} does not exist and auto_create_topics is off: create "
+                    "it with broker.create_topic() first")
+            broker._ensure_topic(topic)
+            version = broker._version
+            tlog = broker._topics[topic]
+        max_size = min(self._max_request_size, tlog.max_message_bytes)
+        route = _Route(topic, version, len(tlog.partitions), max_size)
+        self._routes[topic] = route
+        return route
+
+    def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partition numbers (auto-creating it if the broker allows).
+
+        Raises:
+            UnknownTopicOrPartitionError: no such topic and auto-creation is off.
+        """
+        self._check_open()
+        return set(self._route(topic).all_partitions)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(self._closed)
+
+    def _pick_partition(self, route: _Route, key: bytes | None, partition: Any) -> int:
+        n = route.num_partitions
+        if partition is not None:
+            if type(partition) is not int or not 0 <= partition < n:
+                if not isinstance(partition, int):
+                    raise TypeError(f"partition must be int, got {type(partition).__name__}")
+                raise UnknownTopicOrPartitionError(
+                    f"partition {partition} does not exist in topic {route.topic!r} "
+                    f"(partitions 0..{n - 1}); pick one of those or grow the topic with "
+                    "create_partitions()")
+            return partition
+        if self._partitioner is not None:
+            p = self._partitioner(key, route.all_partitions, route.all_partitions)
+            if type(p) is not int or not 0 <= p < n:
+                raise UnknownTopicOrPartitionError(
+                    f"custom partitioner returned {p!r} for topic {route.topic!r}, which "
+                    f"has partitions 0..{n - 1}")
+            return p
+        if key is not None:
+            p = route.key_cache.get(key)
+            if p is None:
+                p = (murmur2(key) & 0x7FFFFFFF) % n
+                if len(route.key_cache) < _KEY_CACHE_LIMIT:
+                    route.key_cache[key] = p
+            return p
+        return -1  # keyless: sticky, decided under the lock
+
+    def _new_sticky(self, route: _Route) -> int:
+        n = route.num_partitions
+        if n == 1:
+            return 0
+        p = self._rng.randrange(n - 1)
+        return p + 1 if p >= route.sticky else p  # never the one just used
+
+    # -- sending ------------------------------------------------------------------
+
+    def send(
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> FutureRecordMetadata:
+        """Queue one record for ``topic``; returns a future of its metadata.
+
+        Keyed records go to ``murmur2(key) % partitions`` (Kafka's default); keyless ones
+        stick to one partition per batch. ``value=None`` with a key is a tombstone.
+
+        Args:
+            topic: topic name (auto-created when the broker allows it).
+            value, key: bytes or None (or anything the serializers accept).
+            headers: list of ``(str, bytes)`` pairs.
+            partition: explicit partition (overrides key and partitioner).
+            timestamp_ms: CreateTime in ms since the epoch; default now.
+
+        Returns:
+            A :class:`FutureRecordMetadata`.
+
+        Raises:
+            TypeError: key/value not bytes and no serializer; bad header types.
+            MessageSizeTooLargeError: the record exceeds ``max_request_size`` or the
+                topic's ``max.message.bytes``.
+            UnknownTopicOrPartitionError: unknown topic (auto-create off) or partition.
+            KafkaTimeoutError: the buffer stayed full for ``max_block_ms``.
+            ClosedError: the producer or broker is closed.
+
+        Cost: ~1 µs; no I/O (the writer thread commits). Durability: see ``acks``.
+        """
+        if self._closed:
+            raise ClosedError(self._closed)
+        if value is not None:
+            if self._value_serializer is not None:
+                value = self._value_serializer(value)
+            if type(value) is not bytes:
+                value = None if value is None else _as_bytes(value, "value")
+        if key is not None:
+            if self._key_serializer is not None:
+                key = self._key_serializer(key)
+            if type(key) is not bytes:
+                key = None if key is None else _as_bytes(key, "key")
+        route = self._routes.get(topic)
+        if route is None or route.version != self._broker._version:
+            route = self._route(topic)
+        size = RECORD_OVERHEAD
+        if value is not None:
+            size += len(value)
+        if key is not None:
+            size += len(key)
+        packed_headers = None
+        if headers:
+            packed_headers = _batch.pack_headers(headers)
+            size += len(packed_headers) + 4
+        if size + BATCH_OVERHEAD > route.max_size:
+            self._too_large(route, size + BATCH_OVERHEAD)
+        if timestamp_ms is None:
+            timestamp_ms = _now_ns() // 1_000_000
+        elif type(timestamp_ms) is not int or timestamp_ms < 0:
+            raise (TypeError if not isinstance(timestamp_ms, int) else ValueError)(
+                f"timestamp_ms={timestamp_ms!r} must be an int >= 0 (ms since the epoch)")
+        p = self._pick_partition(route, key, partition) if (
+            partition is not None or key is not None or self._partitioner is not None
+        ) else -1
+        wake = False
+        with self._lock:
+            if self._buffered + size > self._buffer_memory:
+                self._wait_for_space(size)
+            if p < 0:  # keyless: stay on the sticky partition while its batch is open
+                p = route.sticky
+                b = self._open.get((topic, p))
+                if b is None:
+                    p = route.sticky = self._new_sticky(route)
+                    b = self._open.get((topic, p))
+            else:
+                b = self._open.get((topic, p))
+            if b is None:
+                b = _ProducerBatch(self, topic, p, _monotonic() + self._linger)
+                self._open[(topic, p)] = b
+                self._incomplete.add(b)
+                wake = True
+            i = len(b.values)
+            b.values.append(value)
+            b.keys.append(key)
+            b.timestamps.append(timestamp_ms)
+            if key is not None:
+                b.has_keys = True
+            if packed_headers is not None or b.headers is not None:
+                if b.headers is None:
+                    b.headers = [b""] * i
+                b.headers.append(packed_headers or b"")
+            b.size += size
+            self._buffered += size
+            if b.size >= self._batch_size:
+                del self._open[(topic, p)]
+                self._ready.append(b)
+                wake = True
+        if wake:
+            self._writer.wake()
+        return FutureRecordMetadata(b, i)
+
+    def _too_large(self, route: _Route, size: int) -> None:
+        raise MessageSizeTooLargeError(
+            f"record of {size} bytes for topic {route.topic!r} exceeds the limit of "
+            f"{route.max_size} bytes (max_request_size / the topic's max.message.bytes): "
+            "split the payload or raise the limit")
+
+    def _wait_for_space(self, size: int) -> None:
+        """Block (lock held via the condition) until ``size`` more bytes fit."""
+        deadline = _monotonic() + self._max_block
+        while self._buffered and self._buffered + size > self._buffer_memory:
+            if self._closed:
+                raise ClosedError(self._closed)
+            # Make sure the writer is draining; it may be idle waiting on linger.
+            for key in list(self._open):
+                self._ready.append(self._open.pop(key))
+            remaining = deadline - _monotonic()
+            if remaining <= 0 or not self._space.wait(remaining):
+                if self._buffered + size > self._buffer_memory:
+                    raise KafkaTimeoutError(
+                        f"the producer buffer ({self._buffer_memory} bytes, buffer_memory) "
+                        f"stayed full for max_block_ms={self._max_block * 1000:g}: the "
+                        "writer cannot keep up; slow down, raise buffer_memory or "
+                        "max_block_ms")
+
+    def send_batch(
+        self,
+        topic: str,
+        values: Sequence[Any],
+        keys: Sequence[Any] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> FutureBatchMetadata:
+        """Queue many records in one call; one future for all of them.
+
+        Records with the same partition are written contiguously, in the order given.
+        Keyless records without ``partition`` all go to one (sticky) partition.
+
+        Args:
+            topic: topic name.
+            values: the record values.
+            keys: None, or one key per value.
+            partition: put every record in this partition.
+            timestamp_ms: CreateTime for every record; default now.
+
+        Returns:
+            A :class:`FutureBatchMetadata` resolving to :class:`BatchMetadata` (per
+            partition its base offset and count; no per-record objects).
+
+        Raises:
+            The same as :meth:`send`; ``ValueError`` if ``keys`` and ``values`` differ in
+            length. Nothing is queued when any record is refused.
+
+        Cost: ~0.2 µs per record.
+        """
+        if self._closed:
+            raise ClosedError(self._closed)
+        values = list(values)
+        n = len(values)
+        if keys is not None:
+            keys = list(keys)
+            if len(keys) != n:
+                raise ValueError(f"send_batch got {n} values but {len(keys)} keys: pass one "
+                                 "key per value, or keys=None")
+        if self._value_serializer is not None:
+            values = [None if v is None else self._value_serializer(v) for v in values]
+        if not all(type(v) is bytes for v in values):
+            values = [v if v is None or type(v) is bytes else _as_bytes(v, "value")
+                      for v in values]
+        if keys is not None:
+            if self._key_serializer is not None:
+                keys = [None if k is None else self._key_serializer(k) for k in keys]
+            if not all(type(k) is bytes for k in keys):
+                keys = [k if k is None or type(k) is bytes else _as_bytes(k, "key")
+                        for k in keys]
+        route = self._routes.get(topic)
+        if route is None or route.version != self._broker._version:
+            route = self._route(topic)
+        if timestamp_ms is None:
+            timestamp_ms = _now_ns() // 1_000_000
+        elif type(timestamp_ms) is not int or timestamp_ms < 0:
+            raise ValueError(f"timestamp_ms={timestamp_ms!r} must be an int >= 0")
+        value_sizes = [0 if v is None else len(v) for v in values]
+        key_sizes = [0] * n if keys is None else [0 if k is None else len(k) for k in keys]
+        biggest = max((v + k for v, k in zip(value_sizes, key_sizes)), default=0)
+        if biggest + RECORD_OVERHEAD + BATCH_OVERHEAD > route.max_size:
+            self._too_large(route, biggest + RECORD_OVERHEAD + BATCH_OVERHEAD)
+        total = sum(value_sizes) + sum(key_sizes) + RECORD_OVERHEAD * n
+        # Group record indexes by partition, preserving order.
+        if partition is not None or (keys is None and self._partitioner is None):
+            groups = {self._pick_partition(route, None, partition): range(n)} \
+                if partition is not None else {-1: range(n)}
+        else:
+            by_part: dict[int, list[int]] = {}
+            for i, k in enumerate(keys or [None] * n):
+                p = self._pick_partition(route, k, None)
+                if p < 0:
+                    p = route.sticky if route.sticky >= 0 else self._new_sticky(route)
+                by_part.setdefault(p, []).append(i)
+            groups = by_part
+        per_batch = max(1, self._batch_size * n // max(total, 1)) if n else 1
+        batches: list[_ProducerBatch] = []
+        with self._lock:
+            if self._buffered and self._buffered + total > self._buffer_memory:
+                self._wait_for_space(total)
+            for p, idxs in groups.items():
+                if p < 0:
+                    p = route.sticky = self._new_sticky(route)
+                open_b = self._open.pop((topic, p), None)
+                if open_b is not None:  # keep per-partition order: older records first
+                    self._ready.append(open_b)
+                whole = isinstance(idxs, range) and len(idxs) == n
+                for start in range(0, len(idxs), per_batch):
+                    b = _ProducerBatch(self, topic, p, 0.0)
+                    sel = idxs[start:start + per_batch]
+                    if whole:
+                        b.values = values[start:start + per_batch]
+                        if keys is not None:
+                            b.keys = keys[start:start + per_batch]
+                    else:
+                        b.values = [values[i] for i in sel]
+                        if keys is not None:
+                            b.keys = [keys[i] for i in sel]
+                    if keys is None:
+                        b.keys = [None] * len(b.values)
+                    else:
+                        b.has_keys = any(k is not None for k in b.keys)
+                    b.timestamps = [timestamp_ms] * len(b.values)
+                    b.size = (sum(value_sizes[i] + key_sizes[i] for i in sel)
+                              + RECORD_OVERHEAD * len(sel))
+                    self._buffered += b.size
+                    self._incomplete.add(b)
+                    self._ready.append(b)
+                    batches.append(b)
+        future = FutureBatchMetadata(topic, batches, self._acks)
+        self._writer.wake()
+        return future
+
+    # -- writer side ----------------------------------------------------------------
+
+    def _ready_at(self) -> float | None:
+        """Monotonic time at which a batch will be ready (0 = now); None if none."""
+        if self._ready:
+            return 0.0
+        if not self._open:
+            return None
+        if not self._linger:
+            return 0.0
+        with self._lock:
+            return min((b.deadline for b in self._open.values()), default=None)
+
+    def _drain(self, force: bool = False) -> list[_ProducerBatch]:
+        """Hand the writer every batch that is ready (all of them when ``force``)."""
+        with self._lock:
+            out = list(self._ready)
+            self._ready.clear()
+            if self._open:
+                if force or not self._linger:
+                    out.extend(self._open.values())
+                    self._open.clear()
+                else:
+                    now = _monotonic()
+                    for key in [k for k, b in self._open.items() if b.deadline <= now]:
+                        out.append(self._open.pop(key))
+        return out
+
+    def _release(self, b: _ProducerBatch) -> None:
+        with self._lock:
+            self._buffered -= b.size
+            self._incomplete.discard(b)
+            self._space.notify_all()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send every queued record now and wait until all are written.
+
+        Raises:
+            KafkaTimeoutError: not all written within ``timeout`` seconds.
+            ClosedError: the broker was closed.
+        """
+        with self._lock:
+            for key in list(self._open):
+                self._ready.append(self._open.pop(key))
+            pending = list(self._incomplete)
+        self._writer.wake()
+        deadline = None if timeout is None else _monotonic() + timeout
+        for b in pending:
+            remaining = None if deadline is None else max(0.0, deadline - _monotonic())
+            if not b.event.wait(remaining):
+                raise KafkaTimeoutError(
+                    f"flush did not complete within {timeout} s; records remain queued")
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (waiting up to ``timeout`` seconds) and release the producer. Idempotent.
+
+        Raises:
+            KafkaTimeoutError: queued records were not written within ``timeout``.
+        """
+        if self._closed:
+            return
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed = "the producer is closed: create a new one with broker.producer()"
+            self._writer.remove_producer(self)
+            self._broker._forget(self)
+
+    def _mark_closed(self, reason: str) -> None:
+        self._closed = reason
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._closed)
