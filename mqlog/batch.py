@@ -22,7 +22,7 @@ Layout, format version 1 (``MAGIC``)::
       record_count      u32
     payload (compressed as a whole when a codec is set):
       offset deltas     count x u32    only with ATTR_SPARSE (after compaction)
-      timestamp deltas  count x i64    omitted with ATTR_UNIFORM_TS (all == first)
+      timestamps        count x i64    omitted with ATTR_UNIFORM_TS (all == first)
       key lengths       count x i32    omitted without ATTR_HAS_KEYS (all keys null)
       value lengths     count x i32    -1 = null (a tombstone)
       header lengths    count x i32    only with ATTR_HAS_HEADERS
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, Callable, Sequence
 
 from .errors import CorruptStoreError, InvalidConfigError
@@ -219,8 +219,13 @@ def unpack_headers(raw: bytes) -> list[tuple[str, bytes | None]]:
     return out
 
 
-def _lengths(items: Sequence[bytes | None]) -> list[int]:
-    return [-1 if x is None else len(x) for x in items]
+def _column(items: Sequence[bytes | None]) -> tuple[list[int], bytes]:
+    """Lengths (-1 for None) and the concatenated bytes of one column."""
+    try:
+        return list(map(len, items)), b"".join(items)  # fast path: no nulls
+    except TypeError:
+        return ([-1 if x is None else len(x) for x in items],
+                b"".join([x for x in items if x is not None]))
 
 
 def encode(
@@ -272,14 +277,16 @@ def encode(
         if first_ts == max_ts and min(timestamps) == first_ts:
             attributes |= ATTR_UNIFORM_TS
         else:
-            cols.append(struct.pack(f">{n}q", *[t - first_ts for t in timestamps]))
+            cols.append(struct.pack(f">{n}q", *timestamps))
     blobs: list[bytes] = []
     if keys is not None:
         attributes |= ATTR_HAS_KEYS
-        cols.append(struct.pack(f">{n}i", *_lengths(keys)))
-        blobs.append(b"".join([k for k in keys if k is not None]))
-    cols.append(struct.pack(f">{n}i", *_lengths(values)))
-    blobs.append(b"".join([v for v in values if v is not None]))
+        lens, blob = _column(keys)
+        cols.append(struct.pack(f">{n}i", *lens))
+        blobs.append(blob)
+    lens, blob = _column(values)
+    cols.append(struct.pack(f">{n}i", *lens))
+    blobs.append(blob)
     if headers is not None:
         attributes |= ATTR_HAS_HEADERS
         cols.append(struct.pack(f">{n}i", *map(len, headers)))
@@ -315,6 +322,7 @@ def header_fields(data: bytes) -> tuple:
 
 
 _new = tuple.__new__
+_make_record = ConsumerRecord._make
 
 
 class DecodedBatch:
@@ -379,9 +387,8 @@ class DecodedBatch:
         if attributes & ATTR_UNIFORM_TS:
             self.timestamps = None
         else:
-            deltas = struct.unpack_from(f">{n}q", p, pos)
+            self.timestamps = struct.unpack_from(f">{n}q", p, pos)
             pos += 8 * n
-            self.timestamps = [first_ts + d for d in deltas]
         key_lens = None
         if attributes & ATTR_HAS_KEYS:
             key_lens = struct.unpack_from(f">{n}i", p, pos)
@@ -453,32 +460,31 @@ class DecodedBatch:
         if start >= stop:
             return []
         offsets = self.offsets[start:stop]
-        count = stop - start
         ts_type = 1 if self.attributes & ATTR_LOG_APPEND_TIME else 0
         timestamps = (
-            [self.first_timestamp] * count if self.timestamps is None
+            repeat(self.first_timestamp) if self.timestamps is None
             else self.timestamps[start:stop]
         )
         values = self.values[start:stop]
         value_sizes = self._value_sizes[start:stop]
         if self.keys is None:
-            keys = [None] * count
-            key_sizes = [-1] * count
+            keys = repeat(None)
+            key_sizes = repeat(-1)
         else:
             keys = self.keys[start:stop]
             key_sizes = self._key_sizes[start:stop]
-        if key_deserializer is not None:
+        if key_deserializer is not None and self.keys is not None:
             keys = [None if k is None else key_deserializer(k) for k in keys]
         if value_deserializer is not None:
             values = [None if v is None else value_deserializer(v) for v in values]
-        new, cr = _new, ConsumerRecord
         if self.headers is None:
-            return [
-                new(cr, (topic, partition, None, o, t, ts_type, k, v, [], None, ks, vs, -1))
-                for o, t, k, v, ks, vs in zip(offsets, timestamps, keys, values,
-                                              key_sizes, value_sizes)
-            ]
+            # Built entirely in C (zip + tuple.__new__): no bytecode runs per record.
+            return list(map(_make_record, zip(
+                repeat(topic), repeat(partition), repeat(None), offsets, timestamps,
+                repeat(ts_type), keys, values, iter(list, None), repeat(None), key_sizes,
+                value_sizes, repeat(-1))))
         out = []
+        new, cr = _new, ConsumerRecord
         for o, t, k, v, ks, vs, h in zip(offsets, timestamps, keys, values, key_sizes,
                                         value_sizes, self.headers[start:stop]):
             hdrs = unpack_headers(h) if h else []
@@ -495,7 +501,7 @@ def _slice_column(p: bytes, pos: int, lens: Sequence[int]) -> tuple[list, int]:
     """Cut a concatenated column into per-record bytes (None where length is -1)."""
     if min(lens, default=0) >= 0:
         ends = list(accumulate(lens, initial=pos))
-        return [p[a:b] for a, b in zip(ends, ends[1:])], ends[-1]
+        return list(map(p.__getitem__, map(slice, ends, ends[1:]))), ends[-1]
     out = []
     for ln in lens:
         if ln < 0:

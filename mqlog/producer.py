@@ -44,6 +44,7 @@ RECORD_OVERHEAD = 16  # bytes per record in a batch: lengths and timestamp delta
 BATCH_OVERHEAD = _batch.HEADER_SIZE
 _KEY_CACHE_LIMIT = 100_000
 _now_ns = time.time_ns
+_new_future = tuple.__new__
 _monotonic = time.monotonic
 
 
@@ -102,12 +103,48 @@ class _FutureBase:
         return self.add_errback(fn, *args, **kwargs)
 
 
+class _Signal:
+    """A one-shot event, cheaper than ``threading.Event`` (one lock, no condition).
+
+    Thread-safe; ``set`` is called once, by the writer thread.
+    """
+
+    __slots__ = ("_lock", "_set")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()  # held until set(): waiters block acquiring it
+        self._set = False
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._set:
+            return True
+        if timeout is None:
+            acquired = self._lock.acquire()
+        elif timeout <= 0:
+            return self._set
+        else:
+            acquired = self._lock.acquire(timeout=timeout)
+        if acquired:
+            self._lock.release()  # pass it on to the next waiter
+            return True
+        return self._set
+
+
 class _ProducerBatch:
     """Records bound for one partition, committed together as one stored batch."""
 
     __slots__ = (
         "topic", "partition", "acks", "codec", "values", "keys", "timestamps", "headers",
-        "has_keys", "size", "deadline", "base_offset", "error", "event", "callbacks",
+        "has_keys", "size", "deadline", "sealed", "base_offset", "error", "event", "callbacks",
         "group", "producer",
     )
 
@@ -125,9 +162,10 @@ class _ProducerBatch:
         self.has_keys = False
         self.size = 0
         self.deadline = deadline
+        self.sealed = False  # handed to the writer's queue: no more records
         self.base_offset = -1
         self.error: BaseException | None = None
-        self.event = threading.Event()
+        self.event = _Signal()
         self.callbacks: list[tuple[int, Callable, bool]] | None = None
         self.group: FutureBatchMetadata | None = None
 
@@ -182,17 +220,31 @@ class _ProducerBatch:
             self.group._member_done(self)
 
 
-class FutureRecordMetadata(_FutureBase):
+class FutureRecordMetadata(_FutureBase, tuple):
     """The outcome of one ``send()``: resolves to :class:`RecordMetadata`.
 
-    Thread-safe: any thread may wait on it or add callbacks.
+    Thread-safe: any thread may wait on it or add callbacks. (A tuple of its batch and
+    the record's index in it: the cheapest object Python builds, made once per send.)
     """
 
-    __slots__ = ("_batch", "_index")
+    __slots__ = ()
 
-    def __init__(self, batch: _ProducerBatch, index: int) -> None:
-        self._batch = batch
-        self._index = index
+    def __new__(cls, batch: _ProducerBatch, index: int) -> FutureRecordMetadata:
+        return tuple.__new__(cls, (batch, index))
+
+    @property
+    def _batch(self) -> _ProducerBatch:
+        return self[0]
+
+    @property
+    def _index(self) -> int:
+        return self[1]
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
 
     @property
     def is_done(self) -> bool:
@@ -339,7 +391,7 @@ class _Route:
     """Cached placement facts for one topic (valid while the broker's version holds)."""
 
     __slots__ = ("topic", "version", "num_partitions", "all_partitions", "max_size",
-                 "key_cache", "sticky")
+                 "key_cache", "sticky", "open")
 
     def __init__(self, topic: str, version: int, num_partitions: int, max_size: int) -> None:
         self.topic = topic
@@ -349,6 +401,8 @@ class _Route:
         self.max_size = max_size
         self.key_cache: dict[bytes, int] = {}
         self.sticky = -1
+        # The open (still filling) batch per partition; guarded by Producer._lock.
+        self.open: list[_ProducerBatch | None] = [None] * num_partitions
 
 
 def _acks_value(acks: Any) -> int:
@@ -439,11 +493,13 @@ class Producer:
         self._partitioner = partitioner
         self._max_request_size = max_request_size
         self.client_id = client_id or f"producer-{id(self):x}"
-        # Guards _open, _ready, _incomplete, _buffered, batch callbacks; _space waits
-        # for _buffered to drop (backpressure).
+        # Guards the routes' open batches, _open_count, _ready, _incomplete, _buffered
+        # and batch callbacks; _space waits for _buffered to drop (backpressure).
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
-        self._open: dict[tuple[str, int], _ProducerBatch] = {}
+        self._acquire = self._lock.acquire  # bound once: send() is the hot path
+        self._release_lock = self._lock.release
+        self._open_count = 0
         self._ready: deque[_ProducerBatch] = deque()
         self._incomplete: set[_ProducerBatch] = set()
         self._buffered = 0
@@ -482,7 +538,19 @@ class Producer:
             tlog = broker._topics[topic]
         max_size = min(self._max_request_size, tlog.max_message_bytes)
         route = _Route(topic, version, len(tlog.partitions), max_size)
-        self._routes[topic] = route
+        with self._lock:
+            old = self._routes.get(topic)
+            if old is not None:  # carry open batches over to the new route
+                route.sticky = old.sticky if old.sticky < route.num_partitions else -1
+                for p, b in enumerate(old.open):
+                    if b is None:
+                        continue
+                    if p < route.num_partitions:
+                        route.open[p] = b
+                    else:
+                        self._open_count -= 1
+                        self._queue(b)
+            self._routes[topic] = route
         return route
 
     def partitions_for(self, topic: str) -> set[int]:
@@ -575,50 +643,47 @@ class Producer:
                 value = self._value_serializer(value)
             if type(value) is not bytes:
                 value = None if value is None else _as_bytes(value, "value")
+            size = RECORD_OVERHEAD + len(value)
+        else:
+            size = RECORD_OVERHEAD
         if key is not None:
             if self._key_serializer is not None:
                 key = self._key_serializer(key)
             if type(key) is not bytes:
                 key = None if key is None else _as_bytes(key, "key")
+            if key is not None:
+                size += len(key)
         route = self._routes.get(topic)
         if route is None or route.version != self._broker._version:
             route = self._route(topic)
-        size = RECORD_OVERHEAD
-        if value is not None:
-            size += len(value)
-        if key is not None:
-            size += len(key)
         packed_headers = None
         if headers:
             packed_headers = _batch.pack_headers(headers)
             size += len(packed_headers) + 4
-        if size + BATCH_OVERHEAD > route.max_size:
-            self._too_large(route, size + BATCH_OVERHEAD)
+        if size > route.max_size:
+            self._too_large(route, size)
         if timestamp_ms is None:
             timestamp_ms = _now_ns() // 1_000_000
         elif type(timestamp_ms) is not int or timestamp_ms < 0:
             raise (TypeError if not isinstance(timestamp_ms, int) else ValueError)(
                 f"timestamp_ms={timestamp_ms!r} must be an int >= 0 (ms since the epoch)")
-        p = self._pick_partition(route, key, partition) if (
-            partition is not None or key is not None or self._partitioner is not None
-        ) else -1
-        wake = False
-        with self._lock:
-            if self._buffered + size > self._buffer_memory:
-                self._wait_for_space(size)
-            if p < 0:  # keyless: stay on the sticky partition while its batch is open
-                p = route.sticky
-                b = self._open.get((topic, p))
-                if b is None:
-                    p = route.sticky = self._new_sticky(route)
-                    b = self._open.get((topic, p))
+        if partition is None and self._partitioner is None:
+            if key is None:
+                p = -1  # keyless: sticky, decided under the lock
             else:
-                b = self._open.get((topic, p))
+                p = route.key_cache.get(key)
+                if p is None:
+                    p = self._pick_partition(route, key, None)
+        else:
+            p = self._pick_partition(route, key, partition)
+        if self._buffered > self._buffer_memory:
+            self._block_while_full()
+        self._acquire()
+        try:
+            opened = route.open
+            b = opened[p if p >= 0 else route.sticky]
             if b is None:
-                b = _ProducerBatch(self, topic, p, _monotonic() + self._linger)
-                self._open[(topic, p)] = b
-                self._incomplete.add(b)
-                wake = True
+                b = self._open_batch(route, p)
             i = len(b.values)
             b.values.append(value)
             b.keys.append(key)
@@ -630,14 +695,43 @@ class Producer:
                     b.headers = [b""] * i
                 b.headers.append(packed_headers or b"")
             b.size += size
-            self._buffered += size
             if b.size >= self._batch_size:
-                del self._open[(topic, p)]
-                self._ready.append(b)
-                wake = True
-        if wake:
+                self._seal(route, b)
+        finally:
+            self._release_lock()
+        if i == 0 or b.sealed:
             self._writer.wake()
-        return FutureRecordMetadata(b, i)
+        return _new_future(FutureRecordMetadata, (b, i))
+
+    def _open_batch(self, route: _Route, p: int) -> _ProducerBatch:
+        """Open a batch for partition ``p`` (-1: a new sticky partition). Lock held."""
+        if p < 0:
+            p = route.sticky = self._new_sticky(route)
+            b = route.open[p]
+            if b is not None:  # keyed records already opened one there
+                return b
+        b = route.open[p] = _ProducerBatch(self, route.topic, p, _monotonic() + self._linger)
+        self._open_count += 1
+        self._incomplete.add(b)
+        return b
+
+    def _seal(self, route: _Route, b: _ProducerBatch) -> None:
+        """Hand a full open batch to the writer's queue. Lock held."""
+        route.open[b.partition] = None
+        self._open_count -= 1
+        self._queue(b)
+
+    def _queue(self, b: _ProducerBatch) -> None:
+        """Put a batch on the ready queue and count it against the buffer. Lock held."""
+        b.sealed = True
+        self._buffered += b.size
+        self._ready.append(b)
+
+    def _block_while_full(self) -> None:
+        """Backpressure: wait until the writer frees buffer space, or time out."""
+        with self._lock:
+            if self._buffered > self._buffer_memory:
+                self._wait_for_space(0)
 
     def _too_large(self, route: _Route, size: int) -> None:
         raise MessageSizeTooLargeError(
@@ -651,9 +745,7 @@ class Producer:
         while self._buffered and self._buffered + size > self._buffer_memory:
             if self._closed:
                 raise ClosedError(self._closed)
-            # Make sure the writer is draining; it may be idle waiting on linger.
-            for key in list(self._open):
-                self._ready.append(self._open.pop(key))
+            self._seal_open()  # the writer may be idle, waiting on linger
             remaining = deadline - _monotonic()
             if remaining <= 0 or not self._space.wait(remaining):
                 if self._buffered + size > self._buffer_memory:
@@ -746,9 +838,11 @@ class Producer:
             for p, idxs in groups.items():
                 if p < 0:
                     p = route.sticky = self._new_sticky(route)
-                open_b = self._open.pop((topic, p), None)
+                open_b = route.open[p]
                 if open_b is not None:  # keep per-partition order: older records first
-                    self._ready.append(open_b)
+                    route.open[p] = None
+                    self._open_count -= 1
+                    self._queue(open_b)
                 whole = isinstance(idxs, range) and len(idxs) == n
                 for start in range(0, len(idxs), per_batch):
                     b = _ProducerBatch(self, topic, p, 0.0)
@@ -768,9 +862,8 @@ class Producer:
                     b.timestamps = [timestamp_ms] * len(b.values)
                     b.size = (sum(value_sizes[i] + key_sizes[i] for i in sel)
                               + RECORD_OVERHEAD * len(sel))
-                    self._buffered += b.size
                     self._incomplete.add(b)
-                    self._ready.append(b)
+                    self._queue(b)
                     batches.append(b)
         future = FutureBatchMetadata(topic, batches, self._acks)
         self._writer.wake()
@@ -782,27 +875,43 @@ class Producer:
         """Monotonic time at which a batch will be ready (0 = now); None if none."""
         if self._ready:
             return 0.0
-        if not self._open:
+        if not self._open_count:
             return None
         if not self._linger:
             return 0.0
         with self._lock:
-            return min((b.deadline for b in self._open.values()), default=None)
+            return min((b.deadline for route in self._routes.values()
+                        for b in route.open if b is not None), default=None)
 
     def _drain(self, force: bool = False) -> list[_ProducerBatch]:
         """Hand the writer every batch that is ready (all of them when ``force``)."""
         with self._lock:
             out = list(self._ready)
             self._ready.clear()
-            if self._open:
-                if force or not self._linger:
-                    out.extend(self._open.values())
-                    self._open.clear()
-                else:
-                    now = _monotonic()
-                    for key in [k for k, b in self._open.items() if b.deadline <= now]:
-                        out.append(self._open.pop(key))
+            if self._open_count:
+                now = _monotonic()
+                every = force or not self._linger
+                for route in self._routes.values():
+                    opened = route.open
+                    for p, b in enumerate(opened):
+                        if b is not None and (every or b.deadline <= now):
+                            opened[p] = None
+                            self._open_count -= 1
+                            b.sealed = True
+                            self._buffered += b.size
+                            out.append(b)
         return out
+
+    def _seal_open(self) -> None:
+        """Move every open batch to the ready queue (lock held)."""
+        if self._open_count:
+            for route in self._routes.values():
+                opened = route.open
+                for p, b in enumerate(opened):
+                    if b is not None:
+                        opened[p] = None
+                        self._queue(b)
+            self._open_count = 0
 
     def _release(self, b: _ProducerBatch) -> None:
         with self._lock:
@@ -820,8 +929,7 @@ class Producer:
             ClosedError: the broker was closed.
         """
         with self._lock:
-            for key in list(self._open):
-                self._ready.append(self._open.pop(key))
+            self._seal_open()
             pending = list(self._incomplete)
         self._writer.wake()
         deadline = None if timeout is None else _monotonic() + timeout
