@@ -25,6 +25,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable
 
 from .batch import with_base_offset
@@ -86,6 +88,10 @@ class LogWriter:
         self._producers: list[Any] = []
         self._stopping = False
         self._idle = False
+        # Test seams (STYLE 23): faults through seams, not patches.
+        self._running = threading.Event()  # cleared by pause(): cycles wait for it
+        self._running.set()
+        self.fail_next_commit: BaseException | None = None  # raised by the next commit
         self.commits = 0  # statistics: write transactions committed
         self.flushes = 0  # statistics: fsyncs done
         self._thread = threading.Thread(target=self._loop, name="mqlog-writer", daemon=True)
@@ -134,8 +140,27 @@ class LogWriter:
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        self._running.set()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the writer for the duration of the block (a seam for tests).
+
+        Work queued meanwhile is written when the block exits.
+        """
+        self._running.clear()
+        try:
+            yield
+        finally:
+            self._running.set()
+
+    def _maybe_fail(self) -> None:
+        exc = self.fail_next_commit
+        if exc is not None:
+            self.fail_next_commit = None
+            raise exc
 
     @property
     def thread(self) -> threading.Thread:
@@ -157,6 +182,7 @@ class LogWriter:
                 jobs = list(self._jobs)
                 self._jobs.clear()
                 stopping = self._stopping
+            self._running.wait()
             try:
                 if jobs:
                     self._run_jobs(jobs)
@@ -199,6 +225,7 @@ class LogWriter:
             return results
 
         try:
+            self._maybe_fail()
             results = self._store.write(prepare_all)
             self.commits += 1
             if self._sync_mode is None and any(j.sync for j in jobs):
@@ -258,6 +285,7 @@ class LogWriter:
             return ends, max_ts, bases
 
         try:
+            self._maybe_fail()
             ends, max_ts, bases = self._store.write(write_all)
             self.commits += 1
         except BaseException as exc:

@@ -1,0 +1,41 @@
+"""Helpers shared by the tests (subprocesses, threads)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code: str, *args: str, timeout: float = 60, check: bool = True,
+               **kwargs) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with mqlog importable."""
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, timeout=timeout, env=child_env(), **kwargs)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_in_thread(fn, *args, timeout: float = 10.0):
+    """Run ``fn`` in a thread; return (thread, box) where box holds result/error."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:  # handed to the test
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t, box
