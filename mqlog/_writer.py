@@ -39,6 +39,10 @@ __all__ = ["Job", "LogWriter"]
 
 log = logging.getLogger("mqlog.writer")
 
+# Producer batches per write transaction, in encoded bytes: bounds LMDB's dirty pages
+# (private memory until commit) while keeping commits few (~4 µs each without fsync).
+TXN_BYTES = 4 << 20
+
 
 class Job:
     """A write to run in the writer's transaction, and its outcome.
@@ -248,32 +252,60 @@ class LogWriter:
             job._done.set()
 
     def _write_batches(self, batches: list[Any]) -> None:
+        """Write drained producer batches in transactions of about ``TXN_BYTES`` each.
+
+        Bounding a transaction bounds LMDB's dirty pages (held in private memory until
+        the commit) and lets ``acks=1`` futures resolve while later batches are still
+        being written. ``acks="all"`` futures resolve after the one flush at the end.
+        If a transaction fails, every later batch fails too, so no partition gets
+        records after a hole.
+        """
         broker = self._broker
         topics = broker._topics
         now_ms = time.time_ns() // 1_000_000
-        encoded = []
-        for b in batches:
+        need_flush: list[tuple[Any, int]] = []
+        chunk: list[tuple] = []
+        chunk_bytes = 0
+        failure: BaseException | None = None
+        for n, b in enumerate(batches):
+            if failure is not None:
+                b._fail(failure)
+                continue
             tlog = topics.get(b.topic)
             if tlog is None or b.partition >= len(tlog.partitions):
                 b._fail(UnknownTopicOrPartitionError(
                     f"topic {b.topic!r} partition {b.partition} no longer exists (deleted "
                     "while the record waited to be written); create it and send again"))
-                continue
-            plog = tlog.partitions[b.partition]
-            try:
+            else:
                 body, max_ts, span = b._encode(now_ms if tlog.log_append_time else None)
-            except Exception as exc:  # pragma: no cover - inputs are checked in send()
-                b._fail(exc)
-                continue
-            encoded.append((b, plog, body, max_ts, span))
-        if not encoded:
+                chunk.append((b, tlog.partitions[b.partition], body, max_ts, span))
+                chunk_bytes += len(body)
+            if chunk and (chunk_bytes >= TXN_BYTES or n == len(batches) - 1):
+                failure = self._commit_chunk(chunk, need_flush)
+                chunk = []
+                chunk_bytes = 0
+        if not need_flush:
             return
+        sync_error = None
+        try:
+            self._store.sync()
+            self.flushes += 1
+        except MqlogError as exc:
+            sync_error = exc
+        for b, base in need_flush:
+            if sync_error is None:
+                b._resolve(base)
+            else:
+                b._fail(sync_error)
+
+    def _commit_chunk(self, chunk: list[tuple], need_flush: list) -> BaseException | None:
+        """Commit encoded batches in one transaction; returns the error if it failed."""
 
         def write_all(txn: Any) -> tuple[dict, dict, list[int]]:
             ends: dict[Any, int] = {}
             max_ts: dict[Any, int] = {}
             bases = []
-            for _b, plog, body, ts, span in encoded:
+            for _b, plog, body, ts, span in chunk:
                 base = ends.get(plog, plog.end_offset)
                 txn.put_batch(plog.topic_id, plog.partition, base,
                               with_base_offset(base, body))
@@ -289,23 +321,18 @@ class LogWriter:
             ends, max_ts, bases = self._store.write(write_all)
             self.commits += 1
         except BaseException as exc:
-            for b, *_ in encoded:
+            for b, *_ in chunk:
                 b._fail(exc)
-            return
-        sync_error = None
-        if self._sync_mode is None and any(b.acks == -1 for b, *_ in encoded):
-            try:
-                self._store.sync()
-                self.flushes += 1
-            except MqlogError as exc:
-                sync_error = exc
+            return exc
         for plog, ts in max_ts.items():
             plog.max_timestamp = ts
         for plog, end in ends.items():
             plog.end_offset = end
-        broker._notify_data()
-        for (b, *_), base in zip(encoded, bases):
-            if sync_error is not None and b.acks == -1:
-                b._fail(sync_error)
+        self._broker._notify_data()
+        flush = self._sync_mode is None
+        for (b, *_), base in zip(chunk, bases):
+            if flush and b.acks == -1:
+                need_flush.append((b, base))
             else:
                 b._resolve(base)
+        return None
