@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from functools import partial
 from itertools import accumulate, repeat
 from typing import Any, Callable, Sequence
 
@@ -322,7 +323,8 @@ def header_fields(data: bytes) -> tuple:
 
 
 _new = tuple.__new__
-_make_record = ConsumerRecord._make
+# tuple.__new__ bound to ConsumerRecord in C (namedtuple's _make is a Python function).
+_make_record = partial(tuple.__new__, ConsumerRecord)
 
 
 class DecodedBatch:
