@@ -145,7 +145,7 @@ class _ProducerBatch:
 
     __slots__ = (
         "topic", "partition", "acks", "codec", "values", "keys", "timestamps", "headers",
-        "has_keys", "size", "deadline", "sealed", "base_offset", "error", "event", "callbacks",
+        "size", "deadline", "sealed", "base_offset", "error", "event", "callbacks",
         "group", "producer",
     )
 
@@ -157,10 +157,9 @@ class _ProducerBatch:
         self.acks = producer._acks
         self.codec = producer._codec
         self.values: list = []
-        self.keys: list | None = []
+        self.keys: list | None = None  # None while every key is null (saves a column)
         self.timestamps: list[int] | int = []  # an int: one timestamp for all
         self.headers: list[bytes] | None = None
-        self.has_keys = False
         self.size = 0
         self.deadline = deadline
         self.sealed = False  # handed to the writer's queue: no more records
@@ -174,7 +173,7 @@ class _ProducerBatch:
         ts: Any = self.timestamps if log_append_ms is None else log_append_ms
         max_ts = ts if type(ts) is int else max(ts)
         body = _batch.encode(
-            self.values, self.keys if self.has_keys else None, ts, self.headers,
+            self.values, self.keys, ts, self.headers,
             codec=self.codec, log_append_time=log_append_ms is not None,
         )
         return body, max_ts, len(self.values)
@@ -700,10 +699,13 @@ class Producer:
                 b = self._open_batch(route, p)
             i = len(b.values)
             b.values.append(value)
-            b.keys.append(key)
             b.timestamps.append(timestamp_ms)
             if key is not None:
-                b.has_keys = True
+                if b.keys is None:
+                    b.keys = [None] * i
+                b.keys.append(key)
+            elif b.keys is not None:
+                b.keys.append(None)
             if packed_headers is not None or b.headers is not None:
                 if b.headers is None:
                     b.headers = [b""] * i
@@ -867,7 +869,8 @@ class Producer:
                         b.values = [values[i] for i in sel]
                         b.keys = None if keys is None else [keys[i] for i in sel]
                         size = sum(map(value_sizes.__getitem__, sel))
-                    b.has_keys = b.keys is not None and any(k is not None for k in b.keys)
+                    if b.keys is not None and all(k is None for k in b.keys):
+                        b.keys = None
                     b.timestamps = timestamp_ms  # one CreateTime for the whole call
                     b.size = size + RECORD_OVERHEAD * len(b.values)
                     self._incomplete.add(b)
