@@ -379,6 +379,10 @@ class Store:
         self._readers = 0
         self._resizing = False
         if readonly:
+            if os.path.realpath(path) in _OPEN_PATHS:
+                raise BrokerLockedError(
+                    f"{path} is already open in this process: LMDB allows one environment "
+                    "per process; use that broker instead of a readonly one")
             if not os.path.exists(os.path.join(path, "data.mdb")):
                 raise CorruptStoreError(
                     f"{path} holds no mqlog store (no data.mdb): check the path"
@@ -390,7 +394,10 @@ class Store:
         try:
             check_data_file(path)
             self._env = lmdb.open(
-                path, map_size=map_size or _DEFAULT_MAP_SIZE, subdir=True,
+                # Readonly: map what the owner set (LMDB takes the larger of this and
+                # the size recorded in the file) and adopt growth as it happens.
+                path, map_size=(map_size or _DEFAULT_MAP_SIZE) if not readonly else 1 << 20,
+                subdir=True,
                 readonly=readonly, max_dbs=8, mode=0o600, sync=sync, metasync=sync,
                 readahead=False, max_readers=510, lock=True,
             )
@@ -446,12 +453,16 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[ReadTxn]:
         """A short read transaction. Never hold it across a wait."""
-        with self._gate:
-            while self._resizing:
-                self._gate.wait()
-            self._readers += 1
+        self._enter_reader()
         try:
-            txn = self._env.begin(buffers=False)
+            try:
+                txn = self._env.begin(buffers=False)
+            except lmdb.MapResizedError:
+                # Another process (the owner) grew the map: adopt its size and retry.
+                self._exit_reader()
+                self._resize(0)
+                self._enter_reader()
+                txn = self._env.begin(buffers=False)
             try:
                 yield ReadTxn(txn, self)
             finally:
@@ -459,10 +470,19 @@ class Store:
         except lmdb.Error as exc:
             raise _translate(exc, self.path) from exc
         finally:
-            with self._gate:
-                self._readers -= 1
-                if not self._readers:
-                    self._gate.notify_all()
+            self._exit_reader()
+
+    def _enter_reader(self) -> None:
+        with self._gate:
+            while self._resizing:
+                self._gate.wait()
+            self._readers += 1
+
+    def _exit_reader(self) -> None:
+        with self._gate:
+            self._readers -= 1
+            if not self._readers:
+                self._gate.notify_all()
 
     def write(self, fn: Callable[[WriteTxn], T]) -> T:
         """Run ``fn`` in one write transaction and commit it.
@@ -490,12 +510,19 @@ class Store:
                 raise
 
     def _grow(self) -> None:
+        self._resize(self._env.info()["map_size"] * 2)
+
+    def _resize(self, new_size: int) -> None:
+        """Change the map size (0: adopt the size another process set).
+
+        LMDB requires that no transaction of this process is open: new readers wait at
+        the gate and the resize waits for the running ones to finish.
+        """
         with self._gate:
             self._resizing = True
             try:
                 while self._readers:
                     self._gate.wait()
-                new_size = self._env.info()["map_size"] * 2
                 self._env.set_mapsize(new_size)
             finally:
                 self._resizing = False

@@ -172,3 +172,45 @@ def test_map_growth_while_readers_run(data_dir):
             assert not t.is_alive()
         assert b._store.map_size() > 256 * 1024
         assert len(b.messages("t")) == 2000
+
+
+def test_readonly_reader_survives_owner_growing_the_map(data_dir):
+    """The owner grows the map past a reader process's size; the reader adopts it."""
+    code = (
+        "import sys, mqlog\n"
+        "b = mqlog.open(sys.argv[1], readonly=True)\n"
+        "c = b.consumer(auto_offset_reset='earliest')\n"
+        "c.assign([mqlog.TopicPartition('t', 0)])\n"
+        "c.poll(timeout_ms=0)\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "got = 0\n"
+        "while True:\n"
+        "    batch = c.poll(timeout_ms=0)\n"
+        "    if not batch:\n"
+        "        break\n"
+        "    got += sum(len(v) for v in batch.values())\n"
+        "print(got)\n"
+    )
+    with mqlog.open(data_dir, map_size=256 * 1024) as owner:
+        owner.create_topic("t")
+        child = subprocess.Popen([sys.executable, "-c", code, data_dir], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=child_env())
+        try:
+            assert child.stdout.readline().strip() == "ready", child.stderr.read()
+            with owner.producer() as p:
+                for _ in range(3000):
+                    p.send("t", os.urandom(1000))
+            assert owner._store.map_size() > 256 * 1024
+            out, err = child.communicate("go\n", timeout=60)
+            assert out.strip() == "3000", err
+        finally:
+            if child.poll() is None:
+                child.kill()
+
+
+def test_readonly_open_beside_the_owner_in_one_process(data_dir):
+    with mqlog.open(data_dir):
+        with pytest.raises(BrokerLockedError, match="already open in this process"):
+            mqlog.open(data_dir, readonly=True)
