@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import _store
 from ._store import Store
@@ -35,6 +35,7 @@ from .errors import (
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
+from .group import GroupCoordinator
 from .log import PartitionLog, TopicLog, fetch, load_partition
 from .records import (
     ConsumerRecord,
@@ -166,6 +167,7 @@ class Broker:
             raise
         self._load()
         self._writer = None if readonly else LogWriter(self, sync_mode)
+        self._coordinator = GroupCoordinator(self)
         if self.temporary:
             self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
         _BROKERS.add(self)
@@ -320,6 +322,7 @@ class Broker:
                 self._topics[name] = tlog
                 self._topics_by_id[tid] = tlog
                 self._version += 1
+            self._coordinator.metadata_changed()
             return tlog.info()
 
         return self._writer.run(prepare, apply, sync=True)
@@ -367,6 +370,7 @@ class Broker:
                 self._topics.pop(name, None)
                 self._topics_by_id.pop(tlog.topic_id, None)
                 self._version += 1
+            self._coordinator.metadata_changed()
             self._notify_data()
 
         self._writer.run(prepare, apply, sync=True)
@@ -400,6 +404,7 @@ class Broker:
                 tlog.partitions = tlog.partitions + [
                     PartitionLog(name, tlog.topic_id, p) for p in range(current, total)]
                 self._version += 1
+            self._coordinator.metadata_changed()
             return tlog.info()
 
         return self._writer.run(prepare, apply, sync=True)
@@ -446,20 +451,27 @@ class Broker:
 
     def commit_offsets(self, group: str,
                        offsets: dict[TopicPartition, OffsetAndMetadata | int],
-                       *, sync: bool = False) -> None:
+                       *, sync: bool = False, check: Callable[[], None] | None = None
+                       ) -> None:
         """Store committed offsets for ``group`` (the *next* offset to read).
 
         Used by consumers (``Consumer.commit``) and the admin.
 
+        Args:
+            check: run inside the write transaction before anything is written (the
+                group coordinator's fencing); raising refuses the commit.
+
         Raises:
             UnknownTopicOrPartitionError: a partition does not exist.
             ValueError/TypeError: an offset is not an int >= 0.
+            CommitFailedError: ``check`` refused it.
         """
-        self.commit_offsets_async(group, offsets, sync=sync).wait()
+        self.commit_offsets_async(group, offsets, sync=sync, check=check).wait()
 
     def commit_offsets_async(self, group: str,
                              offsets: dict[TopicPartition, OffsetAndMetadata | int],
-                             *, sync: bool = False) -> Any:
+                             *, sync: bool = False,
+                             check: Callable[[], None] | None = None) -> Any:
         """Queue an offset commit; returns a job whose ``wait()`` gives the outcome."""
         self._check_writable()
         rows = []
@@ -477,6 +489,8 @@ class Broker:
                          _OFFSET_VALUE.pack(om[0], now, epoch) + str(meta).encode()))
 
         def prepare(txn: Any) -> dict[str, int]:
+            if check is not None:
+                check()
             gid = self._group_id_in(txn, group)
             for tid, part, value in rows:
                 txn.put_offset(gid, tid, part, value)
@@ -567,6 +581,8 @@ class Broker:
             yield from tlog.partitions
 
     def _check(self) -> None:
-        """Assert every partition's invariants against the store (tests, `mqlog check`)."""
+        """Assert every partition's invariants against the store (tests, `mqlog check`)
+        and the groups' ownership invariant."""
         for plog in self._iter_partitions():
             plog._check(self._store)
+        self._coordinator._check()

@@ -7,13 +7,15 @@ reads from the positions in one short read transaction, decodes whole stored bat
 once) and, when nothing is there, waits on the broker's condition, which the writer
 notifies after every commit: no sleeping, no spinning.
 
-This issue's consumer uses manual assignment (``assign``); group membership
-(``subscribe``, rebalancing) comes with the consumer-groups work.
+Partitions come from ``assign()`` (manual) or ``subscribe()`` (group management: the
+group protocol runs inside ``poll()``, see :mod:`mqlog._membership` and
+:mod:`mqlog.group`).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -25,6 +27,8 @@ from .errors import (
     OffsetOutOfRangeError,
     UnknownTopicOrPartitionError,
 )
+from ._membership import Membership, safe_auto_commit
+from .assignors import resolve_assignors
 from .log import fetch, offset_for_time
 from .records import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
 
@@ -122,6 +126,7 @@ class Consumer:
         isolation_level: str = "read_uncommitted",
         consumer_timeout_ms: float | None = None,
         fetch_max_bytes: int | None = None,
+        group_instance_id: str | None = None,
     ) -> None:
         if group_id is not None and (not isinstance(group_id, str) or not group_id):
             raise InvalidConfigError(f"group_id={group_id!r} must be a non-empty str or None")
@@ -137,6 +142,18 @@ class Consumer:
             raise InvalidConfigError(
                 f"isolation_level={isolation_level!r} is not valid: use 'read_uncommitted' "
                 "or 'read_committed'")
+        for name, value in (("max_poll_interval_ms", max_poll_interval_ms),
+                            ("session_timeout_ms", session_timeout_ms)):
+            _positive_int(name, value)
+        if group_instance_id is not None and (group_id is None or not isinstance(
+                group_instance_id, str) or not group_instance_id):
+            raise InvalidConfigError(
+                f"group_instance_id={group_instance_id!r} needs a group_id and must be a "
+                "non-empty str")
+        self._assignors = resolve_assignors(partition_assignment_strategy)
+        self._max_poll_interval = max_poll_interval_ms / 1000.0
+        self._session_timeout = session_timeout_ms / 1000.0
+        self.group_instance_id = group_instance_id
         self._broker = broker
         self.group_id = group_id
         self.client_id = client_id or f"consumer-{id(self):x}"
@@ -157,6 +174,7 @@ class Consumer:
         self._pending_commits: list[tuple[Any, dict, Callable | None]] = []
         self._wakeup = False  # set by wakeup() from any thread; read under _data_cond
         self._closed: str | None = None
+        self._membership: Membership | None = None
         if topics:
             self.subscribe(list(topics))
 
@@ -182,24 +200,84 @@ class Consumer:
 
     def subscribe(self, topics: Iterable[str] = (), pattern: str | None = None,
                   listener: Any = None) -> None:
-        """Join ``group_id`` for ``topics`` (group management).
+        """Subscribe to topics (or a regex ``pattern``) with group management.
+
+        With a ``group_id`` the consumer joins the group at once; partitions are
+        assigned inside ``poll()`` (see docs/consumer-groups.md). Without one it reads
+        every partition of the topics. A pattern also picks up topics created later.
+
+        Args:
+            topics: topic names; or
+            pattern: a regular expression matched against topic names (``re.match``).
+            listener: a :class:`ConsumerRebalanceListener`, called inside ``poll()``.
 
         Raises:
-            NotImplementedError: consumer groups are not in this release yet; use
-                ``assign()``.
+            IllegalStateError: the consumer uses ``assign()``, or both/neither of topics
+                and pattern were given.
+            InconsistentGroupProtocolError: no assignment strategy in common with the
+                group's members.
         """
         self._check_open()
-        raise NotImplementedError(
-            "subscribe() and consumer-group rebalancing are not available in this mqlog "
-            "release yet: assign partitions explicitly with consumer.assign([...])")
+        if isinstance(topics, str):
+            topics = [topics]
+        topics = list(topics)
+        if bool(topics) == (pattern is not None):
+            raise IllegalStateError(
+                "subscribe() takes topics or pattern= (one of them): e.g. "
+                "subscribe(['orders']) or subscribe(pattern='^orders-.*')")
+        if self._membership is None and self._assignment:
+            raise IllegalStateError(
+                "this consumer uses assign(); subscription and manual assignment are "
+                "exclusive: call unsubscribe() first")
+        for t in topics:
+            if not isinstance(t, str):
+                raise TypeError(f"topic names must be str, got {t!r}")
+        regex = None
+        if pattern is not None:
+            try:
+                regex = re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise InvalidConfigError(f"pattern {pattern!r} is not a valid regular "
+                                         f"expression: {exc}") from None
+        if listener is not None and not any(hasattr(listener, n) for n in (
+                "on_partitions_revoked", "on_partitions_assigned")):
+            raise TypeError(f"listener {listener!r} has no on_partitions_revoked/"
+                            "on_partitions_assigned: subclass ConsumerRebalanceListener")
+        if self._membership is None:
+            self._membership = Membership(self, frozenset(topics), regex, listener)
+        else:
+            self._membership.change(frozenset(topics), regex, listener)
 
     def subscription(self) -> set[str] | None:
-        """Subscribed topics (None: no subscription; manual assignment)."""
-        return None
+        """Subscribed topic names (matched by the pattern), or None without one."""
+        if self._membership is None:
+            return None
+        return self._membership.subscribed_topics()
 
     def unsubscribe(self) -> None:
-        """Drop the assignment."""
-        self.assign([])
+        """Leave the group (committing and revoking first) and drop the assignment."""
+        self._check_open()
+        if self._membership is not None:
+            self._membership.leave(revoke=True)
+            self._membership = None
+        self._set_assignment([])
+
+    def _set_assignment(self, tps: list[TopicPartition]) -> None:
+        """Replace the partitions this consumer reads, keeping known positions."""
+        self._assignment = list(tps)
+        self._positions = {tp: self._positions.get(tp) for tp in tps}
+        self._paused &= set(tps)
+        self._cache = {tp: b for tp, b in self._cache.items() if tp in self._positions}
+        self._iter_buffer.clear()
+
+    def _auto_commit_partitions(self, tps: list[TopicPartition]) -> None:
+        """Commit positions of ``tps`` before they are revoked (auto-commit only)."""
+        if not self._auto_commit:
+            return
+        offsets = {tp: OffsetAndMetadata(pos, "", -1)
+                   for tp in tps if (pos := self._positions.get(tp)) is not None}
+        if offsets:
+            safe_auto_commit(self, offsets)
 
     def assign(self, partitions: Iterable[TopicPartition]) -> None:
         """Read exactly these partitions (replacing any earlier assignment).
@@ -209,6 +287,10 @@ class Consumer:
             TypeError: an element is not a ``TopicPartition``/``(topic, partition)``.
         """
         self._check_open()
+        if self._membership is not None:
+            raise IllegalStateError(
+                "this consumer is subscribed; manual assignment and subscription are "
+                "exclusive: call unsubscribe() first")
         tps = []
         for tp in partitions:
             if not isinstance(tp, tuple) or len(tp) != 2:
@@ -217,11 +299,7 @@ class Consumer:
             self._broker._partition(tp)
             if tp not in tps:
                 tps.append(tp)
-        self._assignment = tps
-        self._positions = {tp: self._positions.get(tp) for tp in tps}
-        self._paused &= set(tps)
-        self._cache = {tp: b for tp, b in self._cache.items() if tp in self._positions}
-        self._iter_buffer.clear()
+        self._set_assignment(tps)
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this consumer reads."""
@@ -439,9 +517,9 @@ class Consumer:
             ClosedError: the consumer or broker is closed.
         """
         self._check_open()
-        if not self._assignment:
+        if not self._assignment and self._membership is None:
             raise IllegalStateError(
-                "poll() needs partitions: call assign([...]) first")
+                "poll() needs partitions: call subscribe([...]) or assign([...]) first")
         self._iter_buffer.clear()  # records held for iteration are re-fetched
         return self._poll(timeout_ms / 1000.0 if timeout_ms else 0.0,
                           max_records or self._max_poll_records) or {}
@@ -453,10 +531,13 @@ class Consumer:
         cond = broker._data_cond
         deadline = _monotonic() + timeout
         readonly = broker.readonly
+        membership = self._membership
         while True:
             seq = broker._data_seq
             if readonly:
                 broker._refresh_readonly()
+            if membership is not None:
+                membership.step()
             result = self._fetch(max_records)
             if result:
                 return result
@@ -470,7 +551,14 @@ class Consumer:
                 if broker._data_seq == seq:
                     # Another process may write a readonly store: nothing notifies us,
                     # so look again at a short interval (the one timed wait).
-                    cond.wait(min(remaining, 0.05) if readonly else remaining)
+                    wait = min(remaining, 0.05) if readonly else remaining
+                    if membership is not None:
+                        # Wake when another member's liveness deadline passes, so an
+                        # eviction (and the rebalance it starts) is noticed.
+                        deadline_at = membership.deadline()
+                        if deadline_at is not None:
+                            wait = min(wait, max(deadline_at - _monotonic(), 0) + 0.001)
+                    cond.wait(wait)
             self._check_open()
 
     def wakeup(self) -> None:
@@ -495,8 +583,9 @@ class Consumer:
         self._check_open()
         buf = self._iter_buffer
         if not buf:
-            if not self._assignment:
-                raise IllegalStateError("iteration needs partitions: call assign([...])")
+            if not self._assignment and self._membership is None:
+                raise IllegalStateError(
+                    "iteration needs partitions: call subscribe([...]) or assign([...])")
             wait = self._consumer_timeout
             deadline = None if wait is None else _monotonic() + wait
             while not buf:
@@ -555,7 +644,7 @@ class Consumer:
         self._run_commit_callbacks()
         offsets = self._current_offsets() if offsets is None else offsets
         if offsets:
-            self._broker.commit_offsets(group, offsets)
+            self._broker.commit_offsets(group, offsets, check=self._fence(offsets))
 
     def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata | int] | None = None,
                      callback: Callable[[dict, Any], Any] | None = None) -> Any:
@@ -568,9 +657,17 @@ class Consumer:
         self._check_open()
         group = self._require_group()
         offsets = self._current_offsets() if offsets is None else offsets
-        job = self._broker.commit_offsets_async(group, offsets)
+        job = self._broker.commit_offsets_async(group, offsets, check=self._fence(offsets))
         self._pending_commits.append((job, offsets, callback))
         return job
+
+    def _fence(self, offsets: dict) -> Any:
+        """The coordinator check a commit must pass, run inside its transaction."""
+        tps = [TopicPartition(*tp) for tp in offsets]
+        if self._membership is not None and self._membership.member is not None:
+            return self._membership.commit_check(tps)
+        coord, group = self._broker._coordinator, self.group_id
+        return lambda: coord.check_commit(group, None, -1, tps)
 
     def _run_commit_callbacks(self, wait: bool = False) -> None:
         still = []
@@ -615,14 +712,22 @@ class Consumer:
         if self._closed:
             return
         try:
-            if autocommit and self._auto_commit and not self._broker.closed:
+            if self._membership is not None and not self._broker.closed:
+                if not autocommit:
+                    self._auto_commit_off_for_close()
+                self._membership.leave(revoke=True)  # commits (auto-commit) and revokes
+                self._membership = None
+            elif autocommit and self._auto_commit and not self._broker.closed:
                 offsets = self._current_offsets()
                 if offsets:
-                    self._broker.commit_offsets(self.group_id, offsets)
+                    safe_auto_commit(self, offsets)
             self._run_commit_callbacks(wait=True)
         finally:
             self._closed = "the consumer is closed: create a new one with broker.consumer()"
             self._broker._forget(self)
+
+    def _auto_commit_off_for_close(self) -> None:
+        self._auto_commit = False
 
     @property
     def closed(self) -> bool:

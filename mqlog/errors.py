@@ -23,6 +23,7 @@ __all__ = [
     "DiskFullError",
     "FormatVersionError",
     "IllegalStateError",
+    "InconsistentGroupProtocolError",
     "InvalidConfigError",
     "InvalidPartitionsError",
     "InvalidTopicError",
@@ -111,6 +112,10 @@ class OffsetOutOfRangeError(MqlogError):
 
 class CommitFailedError(MqlogError):
     """An offset commit was refused (stale group generation or partitions no longer owned)."""
+
+
+class InconsistentGroupProtocolError(MqlogError, ValueError):
+    """The members of a group share no ``partition_assignment_strategy``."""
 
 
 class ProducerFencedError(MqlogError):

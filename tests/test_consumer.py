@@ -353,12 +353,6 @@ def test_bad_config(broker):
         broker.consumer(isolation_level="dirty")
 
 
-def test_subscribe_not_yet_available(broker):
-    c = broker.consumer()
-    with pytest.raises(NotImplementedError, match="assign"):
-        c.subscribe(["t"])
-
-
 def test_deleted_topic_is_skipped(broker):
     broker.create_topic("a")
     produce(broker, 2, topic="a")
