@@ -62,6 +62,9 @@ class Membership:
         # A consumer dropped without close() leaves its group when collected.
         self._finalizer = weakref.finalize(c, self._coordinator.leave, self.group_id,
                                            self.member)
+        if self.member.owned:  # a static member taking over its slot keeps what it owned
+            c._set_assignment(sorted(self.member.owned))
+            self._call("on_partitions_assigned", sorted(self.member.owned))
 
     def change(self, topics: frozenset[str], pattern: re.Pattern | None,
                listener: Any) -> None:
@@ -160,10 +163,10 @@ class Membership:
         if self.member is None:
             return
         member = self.member
-        if revoke and member.instance_id is None and member.owned and \
-                member.evicted is None:
+        if revoke and member.owned and member.evicted is None:
             self._consumer._auto_commit_partitions(sorted(member.owned))
-            self._call("on_partitions_revoked", sorted(member.owned))
+            if member.instance_id is None:  # a static member keeps them for its successor
+                self._call("on_partitions_revoked", sorted(member.owned))
         self._coordinator.leave(self.group_id, member)
         if self._finalizer is not None:
             self._finalizer.detach()

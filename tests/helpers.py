@@ -39,3 +39,16 @@ def run_in_thread(fn, *args, timeout: float = 10.0):
     t = threading.Thread(target=target, daemon=True)
     t.start()
     return t, box
+
+
+class FakeClock:
+    """A monotonic clock that tests advance by hand (the coordinator's seam)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
