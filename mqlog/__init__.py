@@ -18,8 +18,15 @@ Only public names live here; see ``__all__``.
 import logging
 
 from . import errors
+from .admin import Admin, GroupLag
 from .broker import Broker, open
 from .consumer import Consumer, ConsumerRebalanceListener, OffsetResetStrategy
+from .group import (
+    GroupDescription,
+    GroupListing,
+    GroupState,
+    MemberDescription,
+)
 from .partitioner import murmur2
 from .producer import FutureBatchMetadata, FutureRecordMetadata, Producer
 from .records import (
@@ -36,6 +43,7 @@ from .records import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Admin",
     "BatchMetadata",
     "Broker",
     "Consumer",
@@ -43,6 +51,11 @@ __all__ = [
     "ConsumerRecord",
     "FutureBatchMetadata",
     "FutureRecordMetadata",
+    "GroupDescription",
+    "GroupLag",
+    "GroupListing",
+    "GroupState",
+    "MemberDescription",
     "OffsetAndMetadata",
     "OffsetAndTimestamp",
     "OffsetResetStrategy",

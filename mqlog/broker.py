@@ -514,7 +514,39 @@ class Broker:
         offset, _when, epoch = _OFFSET_VALUE.unpack_from(raw)
         return OffsetAndMetadata(offset, raw[_OFFSET_VALUE.size:].decode(), epoch)
 
+    def group_offsets(self, group: str) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Every offset ``group`` committed, for partitions that still exist."""
+        self._check_open()
+        if self.readonly:
+            self._refresh_readonly()
+        gid = self._groups.get(group)
+        if gid is None:
+            return {}
+        out = {}
+        with self._store.read() as txn:
+            for tid, part, raw in txn.group_offsets(gid):
+                tlog = self._topics_by_id.get(tid)
+                if tlog is None or part >= len(tlog.partitions):
+                    continue
+                offset, _when, epoch = _OFFSET_VALUE.unpack_from(raw)
+                out[TopicPartition(tlog.name, part)] = OffsetAndMetadata(
+                    offset, raw[_OFFSET_VALUE.size:].decode(), epoch)
+        return out
+
+    def _group_names(self) -> list[str]:
+        with self._lock:
+            return list(self._groups)
+
     # -- handles ------------------------------------------------------------------
+
+    def admin(self) -> Any:
+        """A new :class:`~mqlog.admin.Admin` for topics and consumer groups."""
+        from .admin import Admin
+
+        self._check_open()
+        a = Admin(self)
+        self._register(a)
+        return a
 
     def producer(self, **config: Any) -> Any:
         """A new :class:`~mqlog.producer.Producer` (keyword config as kafka-python's).

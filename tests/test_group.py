@@ -366,3 +366,43 @@ def test_exclusive_ownership_under_churn(broker, strategy, long_run):
             seen.extend((tp.partition, r.offset) for r in recs)
     last.close()
     assert set(seen) == {(i % partitions, i // partitions) for i in range(total)}
+
+
+def test_admin_group_views(broker):
+    broker.create_topic("t", partitions=2)
+    produce(broker, "t", 10, 2)
+    a = member(broker, "t", enable_auto_commit=False, client_id="alpha")
+    settle(a)
+    a.commit({TP("t", 0): 3})
+    admin = broker.admin()
+    assert admin.list_consumer_groups() == [mqlog.GroupListing("g", "Stable")]
+    desc = admin.describe_consumer_groups(["g"])["g"]
+    assert desc.members[0].assignment == (TP("t", 0), TP("t", 1))
+    assert admin.list_consumer_group_offsets("g") == {TP("t", 0): mqlog.OffsetAndMetadata(3)}
+    lag = admin.lag("g")
+    assert lag[TP("t", 0)] == mqlog.GroupLag(3, 5, 2)
+    assert lag[TP("t", 1)] == mqlog.GroupLag(None, 5, 5)
+    with pytest.raises(IllegalStateError, match="active members"):
+        admin.alter_consumer_group_offsets("g", {TP("t", 0): 0})
+    a.close(autocommit=False)
+    admin.alter_consumer_group_offsets("g", {TP("t", 1): 4})
+    assert admin.lag("g")[TP("t", 1)] == mqlog.GroupLag(4, 5, 1)
+    assert admin.list_consumer_groups() == [mqlog.GroupListing("g", "Empty")]
+
+
+def test_stalled_member_mid_batch_loses_nothing(broker):
+    """A member stalls after taking records and before committing: it is evicted and
+    the new owner re-reads from the committed offset (at-least-once)."""
+    clock = FakeClock()
+    broker._coordinator._clock = clock
+    broker.create_topic("t", partitions=1)
+    produce(broker, "t", 10, 1)
+    stalled = member(broker, "t", enable_auto_commit=False, max_poll_records=4,
+                     max_poll_interval_ms=1000)
+    first = settle(stalled, rounds=1)[stalled]
+    stalled.commit({TP("t", 0): first[1].offset + 1})  # processed two of them
+    taker = member(broker, "t", enable_auto_commit=False, max_poll_interval_ms=1000)
+    taker.poll(timeout_ms=0)
+    clock.advance(2)  # the stalled member never polls again
+    got = settle(taker)[taker]
+    assert [r.offset for r in got] == list(range(2, 10))

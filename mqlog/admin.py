@@ -1,0 +1,162 @@
+"""Admin: topics and consumer groups, as Kafka's admin client sees them.
+
+``broker.admin()`` returns an :class:`Admin`. Its views come from the broker's topic
+metadata, the group coordinator (live membership) and the store (committed offsets).
+
+Thread-safety: :class:`Admin` is thread-safe (it only calls thread-safe broker and
+coordinator methods).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+import attrs
+
+from .errors import ClosedError, IllegalStateError
+from .group import GroupDescription, GroupListing
+from .records import OffsetAndMetadata, TopicInfo, TopicPartition
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broker import Broker
+
+__all__ = ["Admin", "GroupLag"]
+
+
+@attrs.frozen
+class GroupLag:
+    """How far a group is behind on one partition: ``lag = end - committed``.
+
+    ``committed`` is None when the group never committed for the partition; ``lag`` is
+    then the whole retained partition (``end - log start``).
+    """
+
+    committed: int | None
+    end: int
+    lag: int
+
+
+class Admin:
+    """Administrative views and operations on one broker (thread-safe)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<mqlog.Admin of {self._broker!r}>"
+
+    def _check(self) -> None:
+        if self._closed:
+            raise ClosedError("the admin is closed: create a new one with broker.admin()")
+        self._broker._check_open()
+
+    def _mark_closed(self, reason: str) -> None:
+        self._closed = True
+
+    def close(self) -> None:
+        """Release the admin handle. Idempotent."""
+        self._closed = True
+        self._broker._forget(self)
+
+    # -- topics -----------------------------------------------------------------------
+
+    def list_topics(self) -> list[str]:
+        """Topic names, sorted."""
+        self._check()
+        return sorted(self._broker.topics())
+
+    def describe_topics(self, topics: Iterable[str] | None = None) -> dict[str, TopicInfo]:
+        """TopicInfo per topic (all topics when None).
+
+        Raises:
+            UnknownTopicOrPartitionError: a named topic does not exist.
+        """
+        self._check()
+        known = self._broker.topics()
+        if topics is None:
+            return known
+        return {t: self._broker._topic(t).info() for t in topics}
+
+    def create_topics(self, new_topics: Iterable[TopicInfo | tuple]) -> list[TopicInfo]:
+        """Create several topics: items are ``TopicInfo`` or ``(name, partitions[, config])``."""
+        self._check()
+        out = []
+        for item in new_topics:
+            if isinstance(item, TopicInfo):
+                name, partitions, config = item.name, item.partitions, dict(item.config)
+            else:
+                name, partitions, *rest = item
+                config = rest[0] if rest else None
+            out.append(self._broker.create_topic(name, partitions, config))
+        return out
+
+    def delete_topics(self, topics: Iterable[str]) -> None:
+        self._check()
+        for t in topics:
+            self._broker.delete_topic(t)
+
+    def create_partitions(self, topic: str, total: int) -> TopicInfo:
+        self._check()
+        return self._broker.create_partitions(topic, total)
+
+    # -- consumer groups -----------------------------------------------------------
+
+    def list_consumer_groups(self) -> list[GroupListing]:
+        """Every group with members or committed offsets, sorted by id."""
+        self._check()
+        states = self._broker._coordinator.active_groups()
+        for gid in self._broker._group_names():
+            states.setdefault(gid, "Empty")
+        return [GroupListing(g, s) for g, s in sorted(states.items())]
+
+    def describe_consumer_groups(self, group_ids: Iterable[str]) -> dict[str, GroupDescription]:
+        """State, protocol, generation and members (with their partitions) per group."""
+        self._check()
+        return {g: self._broker._coordinator.describe(g) for g in group_ids}
+
+    def list_consumer_group_offsets(self, group_id: str) -> dict[TopicPartition,
+                                                                 OffsetAndMetadata]:
+        """The group's committed offsets."""
+        self._check()
+        return self._broker.group_offsets(group_id)
+
+    def alter_consumer_group_offsets(self, group_id: str,
+                                     offsets: dict[TopicPartition, OffsetAndMetadata | int]
+                                     ) -> None:
+        """Set committed offsets; refused while the group has members (as Kafka does).
+
+        Raises:
+            IllegalStateError: the group has active members.
+        """
+        self._check()
+        if self._broker._coordinator.describe(group_id).members:
+            raise IllegalStateError(
+                f"group {group_id!r} has active members: stop its consumers before "
+                "altering its offsets")
+        self._broker.commit_offsets(group_id, offsets)
+
+    def lag(self, group_id: str) -> dict[TopicPartition, GroupLag]:
+        """Per partition the group committed for or is assigned: committed vs log end."""
+        self._check()
+        committed = self._broker.group_offsets(group_id)
+        tps = set(committed)
+        for m in self._broker._coordinator.describe(group_id).members:
+            tps.update(m.assignment)
+        out = {}
+        for tp in sorted(tps):
+            try:
+                plog = self._broker._partition(tp)
+            except Exception:
+                continue  # the topic was deleted
+            om = committed.get(tp)
+            end = plog.end_offset
+            done = om.offset if om is not None else None
+            out[tp] = GroupLag(done, end, end - (done if done is not None else plog.log_start))
+        return out
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
