@@ -23,6 +23,8 @@ DOCS = os.path.join(os.path.dirname(HERE), "docs", "benchmarks.md")
 SCRIPTS = [
     ("throughput.py", "Core log throughput (issue #2)", [], ["--records", "100000",
                                                              "--runs", "1"]),
+    ("groups.py", "Consumer groups (issue #3)", [], ["--rounds", "4", "--records",
+                                                     "50000"]),
 ]
 
 
