@@ -378,6 +378,7 @@ class Store:
         self._gate = threading.Condition(threading.Lock())
         self._readers = 0
         self._resizing = False
+        self._local = threading.local()  # per thread: depth of open reads
         if readonly:
             if os.path.realpath(path) in _OPEN_PATHS:
                 raise BrokerLockedError(
@@ -459,6 +460,10 @@ class Store:
                 txn = self._env.begin(buffers=False)
             except lmdb.MapResizedError:
                 # Another process (the owner) grew the map: adopt its size and retry.
+                if self._local.depth > 1:
+                    raise MqlogError(
+                        f"the map of {self.path} was resized by its owner during a nested "
+                        "read; retry the call") from None
                 self._exit_reader()
                 self._resize(0)
                 self._enter_reader()
@@ -473,12 +478,18 @@ class Store:
             self._exit_reader()
 
     def _enter_reader(self) -> None:
+        local = self._local
+        depth = getattr(local, "depth", 0)
         with self._gate:
-            while self._resizing:
+            # A thread already inside a read never waits for a resize: the resize is
+            # waiting for that outer read to end.
+            while self._resizing and not depth:
                 self._gate.wait()
             self._readers += 1
+        local.depth = depth + 1
 
     def _exit_reader(self) -> None:
+        self._local.depth -= 1
         with self._gate:
             self._readers -= 1
             if not self._readers:

@@ -67,7 +67,9 @@ class Job:
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the job has committed; return its result or raise its error."""
         if not self._done.wait(timeout):
-            raise KafkaTimeoutError(f"write did not complete within {timeout} s")
+            raise KafkaTimeoutError(
+                f"write did not complete within {timeout} s: the writer is busy or held; "
+                "retry, or wait longer")
         if self.error is not None:
             raise self.error
         return self.result
@@ -93,9 +95,9 @@ class LogWriter:
         self._stopping = False
         self._idle = False
         # Test seams (STYLE 23): faults through seams, not patches.
-        self._running = threading.Event()  # cleared by pause(): cycles wait for it
-        self._running.set()
+        self._paused = False  # set by paused(): no cycle starts while it holds (_cond)
         self.fail_next_commit: BaseException | None = None  # raised by the next commit
+        self.fail_next_sync: BaseException | None = None  # raised by the next flush
         self.commits = 0  # statistics: write transactions committed
         self.flushes = 0  # statistics: fsyncs done
         self._thread = threading.Thread(target=self._loop, name="mqlog-writer", daemon=True)
@@ -107,7 +109,7 @@ class LogWriter:
         """Tell an idle writer there is work. Cheap when the writer is busy."""
         if self._idle:
             with self._cond:
-                self._cond.notify()
+                self._cond.notify_all()
 
     def add_producer(self, producer: Any) -> None:
         with self._cond:
@@ -131,7 +133,7 @@ class LogWriter:
             if self._stopping:
                 raise ClosedError("the broker is closing; no more writes are accepted")
             self._jobs.append(job)
-            self._cond.notify()
+            self._cond.notify_all()
         return job
 
     def run(self, prepare: Callable[[Any], Any], apply: Callable[[Any], Any] | None = None,
@@ -143,8 +145,8 @@ class LogWriter:
         """Finish pending work, then end the thread."""
         with self._cond:
             self._stopping = True
-            self._cond.notify()
-        self._running.set()
+            self._paused = False
+            self._cond.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -154,17 +156,30 @@ class LogWriter:
 
         Work queued meanwhile is written when the block exits.
         """
-        self._running.clear()
+        with self._cond:
+            self._paused = True
+            while not self._idle:  # let a cycle in progress finish first
+                self._cond.wait()
         try:
             yield
         finally:
-            self._running.set()
+            with self._cond:
+                self._paused = False
+                self._cond.notify_all()
 
     def _maybe_fail(self) -> None:
         exc = self.fail_next_commit
         if exc is not None:
             self.fail_next_commit = None
             raise exc
+
+    def _sync(self) -> None:
+        exc = self.fail_next_sync
+        if exc is not None:
+            self.fail_next_sync = None
+            raise exc
+        self._store.sync()
+        self.flushes += 1
 
     @property
     def thread(self) -> threading.Thread:
@@ -176,17 +191,22 @@ class LogWriter:
         while True:
             with self._cond:
                 while True:
+                    # Idle before looking for work: a producer that appends after the
+                    # look sees _idle and notifies (no lost wake-up).
+                    self._idle = True
+                    if self._paused:
+                        self._cond.notify_all()  # paused() waits for the writer to idle
+                        self._cond.wait()
+                        continue
                     producers = list(self._producers)
                     timeout = self._ready_in(producers)
                     if self._jobs or timeout == 0 or self._stopping:
+                        self._idle = False
                         break
-                    self._idle = True
                     self._cond.wait(timeout)
-                    self._idle = False
                 jobs = list(self._jobs)
                 self._jobs.clear()
                 stopping = self._stopping
-            self._running.wait()
             try:
                 if jobs:
                     self._run_jobs(jobs)
@@ -232,14 +252,18 @@ class LogWriter:
             self._maybe_fail()
             results = self._store.write(prepare_all)
             self.commits += 1
-            if self._sync_mode is None and any(j.sync for j in jobs):
-                self._store.sync()
-                self.flushes += 1
         except BaseException as exc:
             for job in jobs:
                 job.error = exc
                 job._done.set()
             return
+        # Committed: memory must follow the store even if the flush below fails.
+        sync_error = None
+        if self._sync_mode is None and any(j.sync for j in jobs):
+            try:
+                self._sync()
+            except MqlogError as exc:
+                sync_error = exc
         for job, (ok, value) in zip(jobs, results):
             if not ok:
                 job.error = value
@@ -249,6 +273,8 @@ class LogWriter:
                 except BaseException as exc:  # pragma: no cover - a bug in apply
                     log.exception("applying a committed write failed")
                     job.error = exc
+                if sync_error is not None and job.sync and job.error is None:
+                    job.error = sync_error  # committed, but not known to be on disk
             job._done.set()
 
     def _write_batches(self, batches: list[Any]) -> None:
@@ -277,9 +303,14 @@ class LogWriter:
                     f"topic {b.topic!r} partition {b.partition} no longer exists (deleted "
                     "while the record waited to be written); create it and send again"))
             else:
-                body, max_ts, span = b._encode(now_ms if tlog.log_append_time else None)
-                chunk.append((b, tlog.partitions[b.partition], body, max_ts, span))
-                chunk_bytes += len(body)
+                try:
+                    body, max_ts, span = b._encode(now_ms if tlog.log_append_time else None)
+                except Exception as exc:  # inputs are checked in send(); never poison a cycle
+                    log.exception("encoding a batch for %s[%d] failed", b.topic, b.partition)
+                    b._fail(exc)
+                else:
+                    chunk.append((b, tlog.partitions[b.partition], body, max_ts, span))
+                    chunk_bytes += len(body)
             if chunk and (chunk_bytes >= TXN_BYTES or n == len(batches) - 1):
                 failure = self._commit_chunk(chunk, need_flush)
                 chunk = []
@@ -288,8 +319,7 @@ class LogWriter:
             return
         sync_error = None
         try:
-            self._store.sync()
-            self.flushes += 1
+            self._sync()
         except MqlogError as exc:
             sync_error = exc
         for b, base in need_flush:

@@ -165,7 +165,11 @@ class Broker:
             if self.temporary:
                 shutil.rmtree(self.path, ignore_errors=True)
             raise
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self._store.close()  # release the directory lock: the open failed
+            raise
         self._writer = None if readonly else LogWriter(self, sync_mode)
         self._coordinator = GroupCoordinator(self)
         if self.temporary:
@@ -358,7 +362,8 @@ class Broker:
         def prepare(txn: Any) -> None:
             deleted = txn.scratch.setdefault("deleted", set())
             if self._topics.get(name) is not tlog or name in deleted:
-                raise UnknownTopicOrPartitionError(f"topic {name!r} does not exist")
+                raise UnknownTopicOrPartitionError(
+                    f"topic {name!r} does not exist (deleted meanwhile): nothing to delete")
             deleted.add(name)
             txn.delete_meta(b"t" + _U32.pack(tlog.topic_id))
             for p in range(len(tlog.partitions)):
@@ -390,17 +395,23 @@ class Broker:
             raise InvalidPartitionsError(f"total={total!r} must be an int <= {_MAX_PARTITIONS}")
 
         def prepare(txn: Any) -> int:
-            current = len(tlog.partitions)
+            grown = txn.scratch.setdefault("grown", {})
+            if self._topics.get(name) is not tlog or name in txn.scratch.get("deleted", ()):
+                raise UnknownTopicOrPartitionError(
+                    f"topic {name!r} was deleted meanwhile: create it again first")
+            current = grown.get(name, len(tlog.partitions))
             if total <= current:
                 raise InvalidPartitionsError(
                     f"topic {name!r} has {current} partitions; the new total {total} must "
                     "be larger (partitions can only be added)")
             txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(
                 {"name": name, "partitions": total, "config": dict(tlog.config)}))
+            grown[name] = total
             return current
 
         def apply(current: int) -> TopicInfo:
             with self._lock:
+                assert len(tlog.partitions) == current, (tlog, current)
                 tlog.partitions = tlog.partitions + [
                     PartitionLog(name, tlog.topic_id, p) for p in range(current, total)]
                 self._version += 1

@@ -15,6 +15,7 @@ group protocol runs inside ``poll()``, see :mod:`mqlog._membership` and
 from __future__ import annotations
 
 import enum
+import logging
 import re
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from .errors import (
     ClosedError,
     IllegalStateError,
     InvalidConfigError,
+    MqlogError,
     OffsetOutOfRangeError,
     UnknownTopicOrPartitionError,
 )
@@ -133,7 +135,10 @@ class Consumer:
         self._reset = _reset_strategy(auto_offset_reset)
         _positive_int("max_poll_records", max_poll_records)
         _positive_int("auto_commit_interval_ms", auto_commit_interval_ms)
-        _positive_int("consumer_timeout_ms", consumer_timeout_ms, allow_none=True)
+        if consumer_timeout_ms is not None and (
+                not isinstance(consumer_timeout_ms, (int, float)) or consumer_timeout_ms < 0):
+            raise InvalidConfigError(
+                f"consumer_timeout_ms={consumer_timeout_ms!r} must be a number >= 0 or None")
         for name, fn in (("key_deserializer", key_deserializer),
                          ("value_deserializer", value_deserializer)):
             if fn is not None and not callable(fn):
@@ -157,7 +162,9 @@ class Consumer:
         self._broker = broker
         self.group_id = group_id
         self.client_id = client_id or f"consumer-{id(self):x}"
-        self._auto_commit = bool(enable_auto_commit) and group_id is not None
+        # A readonly broker cannot store commits: auto-commit is off there.
+        self._auto_commit = bool(enable_auto_commit) and group_id is not None and \
+            not broker.readonly
         self._auto_commit_interval = auto_commit_interval_ms / 1000.0
         self._next_auto_commit = _monotonic() + self._auto_commit_interval
         self._max_poll_records = int(max_poll_records)
@@ -372,6 +379,7 @@ class Consumer:
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise ValueError(f"seek offset {offset!r} must be an int >= 0")
         self._positions[tp] = offset
+        self._cache.pop(tp, None)
         self._drop_buffered(tp)
 
     def _targets(self, partitions: tuple) -> list[TopicPartition]:
@@ -466,38 +474,54 @@ class Consumer:
             return result
         start = self._rotation % n
         self._rotation += 1
-        txn_cm = txn = None
-        try:
-            for i in range(n):
-                tp = tps[(start + i) % n]
-                if tp in self._paused:
-                    continue
-                tlog = topics.get(tp[0])
-                if tlog is None or tp[1] >= len(tlog.partitions):
-                    continue  # topic deleted under us: nothing to read
-                plog = tlog.partitions[tp[1]]
-                pos = self._positions.get(tp)
-                if pos is None or not plog.log_start <= pos <= plog.end_offset:
-                    pos = self._resolve_position(tp, plog)
-                if pos >= plog.end_offset:
-                    continue
-                if txn is None:
-                    txn_cm = broker._store.read()
-                    txn = txn_cm.__enter__()
-                recs, pos, batch = fetch(txn, plog, pos, max_records, self._cache.get(tp),
-                                         self._key_deserializer, self._value_deserializer)
+        # Positions first, outside any read transaction (resolving one may read the
+        # committed offset in a transaction of its own).
+        work = []
+        for i in range(n):
+            tp = tps[(start + i) % n]
+            if tp in self._paused:
+                continue
+            tlog = topics.get(tp[0])
+            if tlog is None or tp[1] >= len(tlog.partitions):
+                continue  # topic deleted under us: nothing to read
+            plog = tlog.partitions[tp[1]]
+            pos = self._positions.get(tp)
+            if pos is None or not plog.log_start <= pos <= plog.end_offset:
+                pos = self._resolve_position(tp, plog)
+            if pos < plog.end_offset:
+                work.append((tp, plog, pos))
+        if not work:
+            return result
+        cache = self._cache
+        with broker._store.read() as txn:
+            for tp, plog, pos in work:
+                cached = cache.get(tp)
+                # A cached batch is only valid for the same incarnation of the topic.
+                batch = cached[1] if cached is not None and cached[0] == plog.topic_id \
+                    else None
+                recs, pos, batch = fetch(txn, plog, pos, max_records, batch)
                 self._positions[tp] = pos
                 if batch is not None:
-                    self._cache[tp] = batch
+                    cache[tp] = (plog.topic_id, batch)
                 if recs:
                     result[tp] = recs
                     max_records -= len(recs)
                     if max_records <= 0:
                         break
-        finally:
-            if txn_cm is not None:
-                txn_cm.__exit__(None, None, None)
+        if self._key_deserializer is not None or self._value_deserializer is not None:
+            # User code runs after the read transaction has ended.
+            for tp, recs in result.items():
+                result[tp] = self._deserialize(recs)
         return result
+
+    def _deserialize(self, recs: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        kd, vd = self._key_deserializer, self._value_deserializer
+        new = tuple.__new__
+        return [new(ConsumerRecord, (
+            r[0], r[1], r[2], r[3], r[4], r[5],
+            r[6] if kd is None or r[6] is None else kd(r[6]),
+            r[7] if vd is None or r[7] is None else vd(r[7]),
+            r[8], r[9], r[10], r[11], r[12])) for r in recs]
 
     def poll(self, timeout_ms: float = 0, max_records: int | None = None,
              update_offsets: bool = True) -> dict[TopicPartition, list[ConsumerRecord]]:
@@ -588,10 +612,13 @@ class Consumer:
                     "iteration needs partitions: call subscribe([...]) or assign([...])")
             wait = self._consumer_timeout
             deadline = None if wait is None else _monotonic() + wait
+            first = True
             while not buf:
                 step = 3600.0 if deadline is None else deadline - _monotonic()
-                if step <= 0:
+                if step <= 0 and not first:
                     raise StopIteration
+                first = False  # always look once, even with consumer_timeout_ms=0
+                step = max(step, 0.0)
                 saved = dict(self._positions)
                 result = self._poll(step, self._max_poll_records)
                 if result is None:
@@ -614,7 +641,11 @@ class Consumer:
             self._next_auto_commit = _monotonic() + self._auto_commit_interval
             offsets = self._current_offsets()
             if offsets:
-                self.commit_async(offsets)
+                try:
+                    self.commit_async(offsets)
+                except MqlogError as exc:  # auto-commit must not break poll()
+                    logging.getLogger("mqlog.consumer").warning(
+                        "auto-commit for group %r failed: %s", self.group_id, exc)
 
     # -- committing ---------------------------------------------------------------
 
@@ -625,8 +656,12 @@ class Consumer:
         return self.group_id
 
     def _current_offsets(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Positions of assigned partitions that still exist, as offsets to commit."""
+        topics = self._broker._topics
         return {tp: OffsetAndMetadata(pos, "", -1)
-                for tp, pos in self._positions.items() if pos is not None}
+                for tp, pos in self._positions.items()
+                if pos is not None and tp[0] in topics
+                and tp[1] < len(topics[tp[0]].partitions)}
 
     def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata | int] | None = None
                ) -> None:
@@ -683,8 +718,6 @@ class Consumer:
             if callback is not None:
                 callback(offsets, job.error)
             elif job.error is not None:
-                import logging
-
                 logging.getLogger("mqlog.consumer").warning(
                     "async offset commit for group %r failed: %s", self.group_id, job.error)
         self._pending_commits = still

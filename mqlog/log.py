@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
-from .batch import DecodedBatch, decode
+from .batch import DecodedBatch, decode, header_fields
 from .config import TOPIC_DEFAULTS
 from .records import ConsumerRecord, FrozenConfig, TopicInfo, TopicPartition
 
@@ -100,7 +100,10 @@ def load_partition(txn: Any, topic: str, topic_id: int, partition: int) -> Parti
     end = log_start
     last = txn.last_batch(topic_id, partition)
     if last is not None:
-        end = max(end, decode(last[1]).last_offset + 1)
+        # Header only: opening must not depend on decoding (or a bad payload in) the
+        # newest batch; `mqlog check` verifies payloads.
+        base, _crc, _magic, _attrs, last_delta = header_fields(last[1])[:5]
+        end = max(end, base + last_delta + 1)
     max_ts = txn.time_last(topic_id, partition)
     return PartitionLog(topic, topic_id, partition, log_start, end,
                         -1 if max_ts is None else max_ts)

@@ -46,6 +46,13 @@ BATCH_OVERHEAD = _batch.HEADER_SIZE
 _KEY_CACHE_LIMIT = 100_000
 _now_ns = time.time_ns
 _new_future = tuple.__new__
+_TS_LIMIT = 1 << 63  # timestamps are stored as signed 64-bit ms
+
+
+def _bad_timestamp(ts: Any) -> None:
+    raise (ValueError if isinstance(ts, int) else TypeError)(
+        f"timestamp_ms={ts!r} must be an int from 0 to 2**63-1 (ms since the epoch), or "
+        "None for now")
 _monotonic = time.monotonic
 
 
@@ -267,11 +274,12 @@ class FutureRecordMetadata(_FutureBase, tuple):
                 ``DiskFullError``).
         """
         b = self._batch
+        if b.acks and not b.event.is_set() and \
+                threading.current_thread() is b.producer._writer.thread:
+            raise KafkaTimeoutError(
+                "future.get() was called inside a producer callback for a record not yet "
+                "written: that would wait forever; use add_callback instead")
         if b.acks and not b.event.wait(timeout):
-            if threading.current_thread() is b.producer._broker._writer.thread:
-                raise KafkaTimeoutError(
-                    "future.get() was called inside a producer callback for a record not "
-                    "yet written: that would wait forever; use add_callback instead")
             raise KafkaTimeoutError(
                 f"record for {b.topic}[{b.partition}] not written within {timeout} s")
         if b.error is not None and b.acks:
@@ -322,7 +330,7 @@ class FutureBatchMetadata(_FutureBase):
         self._acks = acks
         for b in batches:
             b.group = self
-        if not acks:
+        if not acks or not batches:  # nothing to wait for
             self._result = self._build()
             self._event.set()
 
@@ -388,7 +396,7 @@ class _Route:
     """Cached placement facts for one topic (valid while the broker's version holds)."""
 
     __slots__ = ("topic", "version", "num_partitions", "all_partitions", "max_size",
-                 "key_cache", "sticky", "open")
+                 "key_cache", "sticky", "open", "dead")
 
     def __init__(self, topic: str, version: int, num_partitions: int, max_size: int) -> None:
         self.topic = topic
@@ -400,6 +408,9 @@ class _Route:
         self.sticky = -1
         # The open (still filling) batch per partition; guarded by Producer._lock.
         self.open: list[_ProducerBatch | None] = [None] * num_partitions
+        # Set (under the lock) when a newer route replaced this one: a send holding it
+        # must route again, or it would append to batches the new route now owns.
+        self.dead = False
 
 
 def _acks_value(acks: Any) -> int:
@@ -555,7 +566,9 @@ class Producer:
             old = self._routes.get(topic)
             if old is not None:  # carry open batches over to the new route
                 route.sticky = old.sticky if old.sticky < route.num_partitions else -1
-                for p, b in enumerate(old.open):
+                old.dead = True
+                carried, old.open = old.open, [None] * len(old.open)
+                for p, b in enumerate(carried):
                     if b is None:
                         continue
                     if p < route.num_partitions:
@@ -608,8 +621,8 @@ class Producer:
 
     def _new_sticky(self, route: _Route) -> int:
         n = route.num_partitions
-        if n == 1:
-            return 0
+        if n == 1 or route.sticky < 0:
+            return self._rng.randrange(n)
         p = self._rng.randrange(n - 1)
         return p + 1 if p >= route.sticky else p  # never the one just used
 
@@ -666,32 +679,37 @@ class Producer:
                 key = None if key is None else _as_bytes(key, "key")
             if key is not None:
                 size += len(key)
-        route = self._routes.get(topic)
-        if route is None or route.version != self._broker._version:
-            route = self._route(topic)
         packed_headers = None
         if headers:
             packed_headers = _batch.pack_headers(headers)
             size += len(packed_headers) + 4
-        if size > route.max_size:
-            self._too_large(route, size)
         if timestamp_ms is None:
             timestamp_ms = _now_ns() // 1_000_000
-        elif type(timestamp_ms) is not int or timestamp_ms < 0:
-            raise (TypeError if not isinstance(timestamp_ms, int) else ValueError)(
-                f"timestamp_ms={timestamp_ms!r} must be an int >= 0 (ms since the epoch)")
-        if partition is None and self._partitioner is None:
-            if key is None:
-                p = -1  # keyless: sticky, decided under the lock
-            else:
-                p = route.key_cache.get(key)
-                if p is None:
-                    p = self._pick_partition(route, key, None)
-        else:
-            p = self._pick_partition(route, key, partition)
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms < _TS_LIMIT:
+            _bad_timestamp(timestamp_ms)
         if self._buffered > self._buffer_memory:
             self._block_while_full()
-        self._acquire()
+        while True:
+            route = self._routes.get(topic)
+            if route is None or route.version != self._broker._version:
+                route = self._route(topic)
+            if size > route.max_size:
+                self._too_large(route, size)
+            if partition is None and self._partitioner is None:
+                if key is None:
+                    p = -1  # keyless: sticky, decided under the lock
+                else:
+                    p = route.key_cache.get(key)
+                    if p is None:
+                        p = self._pick_partition(route, key, None)
+            else:
+                p = self._pick_partition(route, key, partition)
+            self._acquire()
+            if not route.dead and not self._closed:
+                break  # keep the lock
+            self._release_lock()
+            if self._closed:
+                raise ClosedError(self._closed)
         try:
             opened = route.open
             b = opened[p if p >= 0 else route.sticky]
@@ -818,36 +836,33 @@ class Producer:
             if self._key_serializer is not None:
                 keys = [None if k is None else self._key_serializer(k) for k in keys]
             key_sizes = _checked_sizes(keys, "key")
-        route = self._routes.get(topic)
-        if route is None or route.version != self._broker._version:
-            route = self._route(topic)
         if timestamp_ms is None:
             timestamp_ms = _now_ns() // 1_000_000
-        elif type(timestamp_ms) is not int or timestamp_ms < 0:
-            raise ValueError(f"timestamp_ms={timestamp_ms!r} must be an int >= 0")
+        elif type(timestamp_ms) is not int or not 0 <= timestamp_ms < _TS_LIMIT:
+            _bad_timestamp(timestamp_ms)
         if key_sizes is not None:  # sizes per record, keys included
             value_sizes = list(map(operator.add, value_sizes, key_sizes))
-        biggest = max(value_sizes, default=0) + RECORD_OVERHEAD
-        if biggest > route.max_size:
-            self._too_large(route, biggest)
         total = sum(value_sizes) + RECORD_OVERHEAD * n
-        # Group record indexes by partition, preserving order.
-        groups: dict[int, Any]
-        if partition is not None or (keys is None and self._partitioner is None):
-            groups = {self._pick_partition(route, None, partition): range(n)} \
-                if partition is not None else {-1: range(n)}
-        else:
-            groups = {}
-            for i, k in enumerate(keys or [None] * n):
-                p = self._pick_partition(route, k, None)
-                if p < 0:
-                    p = route.sticky if route.sticky >= 0 else self._new_sticky(route)
-                groups.setdefault(p, []).append(i)
+        if self._buffered and self._buffered + total > self._buffer_memory:
+            with self._lock:
+                self._wait_for_space(total)
+        while True:
+            route = self._routes.get(topic)
+            if route is None or route.version != self._broker._version:
+                route = self._route(topic)
+            biggest = max(value_sizes, default=0) + RECORD_OVERHEAD
+            if biggest > route.max_size:
+                self._too_large(route, biggest)
+            groups = self._group_by_partition(route, keys, partition, n)
+            self._acquire()
+            if not route.dead and not self._closed:
+                break  # keep the lock
+            self._release_lock()
+            if self._closed:
+                raise ClosedError(self._closed)
         per_batch = max(1, self._batch_size * n // max(total, 1)) if n else 1
         batches: list[_ProducerBatch] = []
-        with self._lock:
-            if self._buffered and self._buffered + total > self._buffer_memory:
-                self._wait_for_space(total)
+        try:
             for p, idxs in groups.items():
                 if p < 0:
                     p = route.sticky = self._new_sticky(route)
@@ -873,12 +888,31 @@ class Producer:
                         b.keys = None
                     b.timestamps = timestamp_ms  # one CreateTime for the whole call
                     b.size = size + RECORD_OVERHEAD * len(b.values)
-                    self._incomplete.add(b)
-                    self._queue(b)
                     batches.append(b)
-        future = FutureBatchMetadata(topic, batches, self._acks)
+            # The future must know its batches before the writer can finish one.
+            future = FutureBatchMetadata(topic, batches, self._acks)
+            for b in batches:
+                self._incomplete.add(b)
+                self._queue(b)
+        finally:
+            self._release_lock()
         self._writer.wake()
         return future
+
+    def _group_by_partition(self, route: _Route, keys: list | None,
+                            partition: int | None, n: int) -> dict[int, Any]:
+        """Record indexes per partition, in order (-1: the keyless sticky one)."""
+        if partition is not None:
+            return {self._pick_partition(route, None, partition): range(n)}
+        if keys is None and self._partitioner is None:
+            return {-1: range(n)}
+        groups: dict[int, Any] = {}
+        for i, k in enumerate(keys or [None] * n):
+            p = self._pick_partition(route, k, None)
+            if p < 0:
+                p = route.sticky if route.sticky >= 0 else self._new_sticky(route)
+            groups.setdefault(p, []).append(i)
+        return groups
 
     # -- writer side ----------------------------------------------------------------
 
@@ -937,8 +971,13 @@ class Producer:
 
         Raises:
             KafkaTimeoutError: not all written within ``timeout`` seconds.
-            ClosedError: the broker was closed.
+            ClosedError: the producer or broker was closed.
         """
+        if self._closed:
+            raise ClosedError(self._closed)
+        self._flush(timeout)
+
+    def _flush(self, timeout: float | None) -> None:
         with self._lock:
             self._seal_open()
             pending = list(self._incomplete)
@@ -953,16 +992,28 @@ class Producer:
     def close(self, timeout: float | None = None) -> None:
         """Flush (waiting up to ``timeout`` seconds) and release the producer. Idempotent.
 
+        Records still unwritten when the timeout expires fail with
+        ``KafkaTimeoutError`` (their futures and errbacks say so).
+
         Raises:
             KafkaTimeoutError: queued records were not written within ``timeout``.
         """
-        if self._closed:
-            return
-        try:
-            self.flush(timeout)
-        finally:
+        with self._lock:
+            if self._closed:
+                return
             self._closed = "the producer is closed: create a new one with broker.producer()"
+        try:
+            self._flush(timeout)
+        finally:
             self._writer.remove_producer(self)
+            with self._lock:
+                self._seal_open()
+                leftover = list(self._ready)
+                self._ready.clear()
+            for b in leftover:
+                b._fail(KafkaTimeoutError(
+                    f"the producer was closed before this record for {b.topic}[{b.partition}] "
+                    f"was written (close timeout {timeout} s): send it again"))
             self._broker._forget(self)
 
     def _mark_closed(self, reason: str) -> None:

@@ -360,3 +360,55 @@ def test_deleted_topic_is_skipped(broker):
     c = consumer(broker, TopicPartition("a", 0), TP0)
     broker.delete_topic("a")
     assert {r.topic for r in drain(c)} == {"t"}
+
+
+def test_cached_batch_not_reused_after_topic_recreate(broker):
+    with broker.producer() as p:
+        p.send_batch("t", [b"old-%d" % i for i in range(100)], partition=0).get(10)
+    c = consumer(broker, max_poll_records=50)
+    assert c.poll(timeout_ms=100)[TP0][-1].value == b"old-49"
+    broker.delete_topic("t")
+    broker.create_topic("t")
+    with broker.producer() as p:
+        p.send_batch("t", [b"new-%d" % i for i in range(80)], partition=0).get(10)
+    c.seek(TP0, 50)
+    assert [r.value for r in drain(c)] == [b"new-%d" % i for i in range(50, 80)]
+
+
+def test_auto_commit_skips_deleted_partitions(broker):
+    broker.create_topic("a")
+    produce(broker, 2)
+    c = consumer(broker, TopicPartition("a", 0), TP0, group_id="g",
+                 auto_commit_interval_ms=1)
+    drain(c)
+    broker.delete_topic("a")
+    c._next_auto_commit = 0  # the interval has passed
+    c.poll(timeout_ms=0)  # must not raise for the deleted topic
+    c.close()
+    assert broker.committed_offset("g", TP0).offset == 2
+
+
+def test_readonly_consumer_does_not_auto_commit(tmp_path):
+    path = str(tmp_path / "d")
+    with mqlog.open(path) as b:
+        with b.producer() as p:
+            p.send("t", b"x")
+    from helpers import run_python
+
+    out = run_python(
+        "import sys, mqlog\n"
+        "b = mqlog.open(sys.argv[1], readonly=True)\n"
+        "c = b.consumer(group_id='g', auto_offset_reset='earliest', auto_commit_interval_ms=1)\n"
+        "c.assign([mqlog.TopicPartition('t', 0)])\n"
+        "n = sum(len(v) for v in c.poll(timeout_ms=500).values())\n"
+        "c._next_auto_commit = 0\n"
+        "c.poll(timeout_ms=0)\n"
+        "c.close()\n"
+        "print(n)\n", path)
+    assert out.stdout.strip() == "1"
+
+
+def test_consumer_timeout_zero_is_allowed(broker):
+    produce(broker, 2)
+    c = consumer(broker, consumer_timeout_ms=0)
+    assert [r.offset for r in c] == [0, 1]

@@ -363,3 +363,94 @@ def test_get_inside_callback_does_not_deadlock(broker):
     while not outcome and time.monotonic() < deadline:
         p.flush(1)
     assert outcome and "inside a producer callback" in outcome[0]
+
+
+def test_topic_changes_during_concurrent_sends_lose_and_duplicate_nothing(broker):
+    """Routes are replaced when topics change; sends racing that must not append to
+    batches the writer already took (review finding: duplicates, lost futures)."""
+    broker.create_topic("t", partitions=3)
+    p = broker.producer(linger_ms=2)
+    stop = threading.Event()
+
+    def churn_topics():
+        i = 0
+        while not stop.is_set():
+            broker.create_topic(f"other-{i}")
+            i += 1
+
+    def sender(tid):
+        return [p.send("t", b"%d-%d" % (tid, i)) for i in range(3000)]
+
+    churner = threading.Thread(target=churn_topics, daemon=True)
+    churner.start()
+    results = {}
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, sender(t)))
+               for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    stop.set()
+    churner.join(30)
+    p.flush(30)
+    for futures in results.values():
+        for f in futures:
+            f.get(10)
+    values = [r.value for r in broker.messages("t")]
+    assert len(values) == 12000 and len(set(values)) == 12000
+    assert p._buffered == 0 and p._open_count == 0 and not p._incomplete
+    broker._check()
+
+
+def test_send_batch_edge_cases(broker):
+    p = broker.producer()
+    assert p.send_batch("t", []).get(1).count == 0  # resolves at once
+    with pytest.raises(ValueError, match="2\\*\\*63-1"):
+        p.send("t", b"x", timestamp_ms=2**63)
+    with pytest.raises(ValueError, match="2\\*\\*63-1"):
+        p.send_batch("t", [b"x"], timestamp_ms=2**63)
+    with pytest.raises(TypeError, match="timestamp_ms=1.5"):
+        p.send("t", b"x", timestamp_ms=1.5)
+    assert p.send("t", b"ok").get(10).offset == 0  # the writer was not poisoned
+
+
+def test_get_without_timeout_inside_callback_raises(broker):
+    p = broker.producer()
+    outcome = []
+
+    def callback(md):
+        try:
+            p.send("t", b"inner").get()  # no timeout: would deadlock the writer
+        except KafkaTimeoutError as exc:
+            outcome.append(str(exc))
+
+    p.send("t", b"outer").add_callback(callback)
+    p.flush(10)
+    p.send("t", b"after").get(10)  # the writer is still alive
+    assert outcome and "inside a producer callback" in outcome[0]
+
+
+def test_close_timeout_fails_unwritten_records(broker):
+    broker.create_topic("t")
+    p = broker.producer()
+    errors = []
+    with broker._writer.paused():
+        fut = p.send("t", b"x")
+        fut.add_errback(errors.append)
+        with pytest.raises(KafkaTimeoutError):
+            p.close(timeout=0.1)
+    with pytest.raises(KafkaTimeoutError, match="closed before this record"):
+        fut.get(10)
+    assert len(errors) == 1
+    with pytest.raises(ClosedError):
+        p.flush()
+
+
+def test_keyless_sticky_can_start_on_any_partition(broker):
+    broker.create_topic("t", partitions=3)
+    firsts = set()
+    for _ in range(60):
+        p = broker.producer()
+        firsts.add(p.send("t", b"x").get(10).partition)
+        p.close()
+    assert firsts == {0, 1, 2}
