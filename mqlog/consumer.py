@@ -27,7 +27,6 @@ from .errors import (
     InvalidConfigError,
     MqlogError,
     OffsetOutOfRangeError,
-    UnknownTopicOrPartitionError,
 )
 from ._membership import Membership, safe_auto_commit
 from .assignors import resolve_assignors

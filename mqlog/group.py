@@ -46,7 +46,7 @@ import itertools
 import re
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import attrs
 

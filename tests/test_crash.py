@@ -8,7 +8,6 @@ are dense, and that each partition's records from one round are in send order.
 """
 
 import hashlib
-import os
 import random
 import signal
 import subprocess

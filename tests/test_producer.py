@@ -219,7 +219,7 @@ def test_backpressure_waits_for_writer(broker):
         sent = []
 
         def producer_thread():
-            for i in range(500):
+            for _ in range(500):
                 sent.append(p.send("t", b"x" * 100))
 
         t = threading.Thread(target=producer_thread, daemon=True)
