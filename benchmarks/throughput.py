@@ -209,11 +209,13 @@ def render(rows: list[tuple[str, float, float | None]], n: int, runs: int) -> st
     ]
     for name, rate, floor in rows:
         target = TARGETS.get(name)
+        meets = "" if target is None else (
+            "yes" if rate >= target else f"no ({rate / target:.0%})")
         lines.append(
             f"| {name} | {rate:,.0f} | {rate * VALUE_SIZE / 1e6:,.1f} | "
             f"{'' if floor is None else f'{rate / floor:.2f}'} | "
             f"{'' if target is None else f'{target:,}'} | "
-            f"{'' if target is None else ('yes' if rate >= target else f'no ({rate / target:.0%})')} |"
+            f"{meets} |"
         )
     return "\n".join(lines)
 

@@ -369,7 +369,8 @@ class GroupCoordinator:
             if new_round and partitions and member.member_id in g.members:
                 self._start_round(g)  # cooperative: let the new owners take them
 
-    def pending_sync(self, group_id: str, member: Member) -> tuple[int, list[TopicPartition]] | None:
+    def pending_sync(self, group_id: str,
+                     member: Member) -> tuple[int, list[TopicPartition]] | None:
         """``(generation, target)`` when a newer assignment awaits ``member``."""
         with self._lock:
             g = self._groups.get(group_id)
