@@ -49,6 +49,9 @@ RECORD_OVERHEAD = 16  # bytes per record in a batch: lengths and timestamp delta
 BATCH_OVERHEAD = _batch.HEADER_SIZE
 _KEY_CACHE_LIMIT = 100_000
 _now_ns = time.time_ns
+# The process-wide generator: seeding `random` (as test frameworks do) makes keyless
+# placement reproducible.
+_randrange = random.randrange
 _new_future = tuple.__new__
 _TS_LIMIT = 1 << 63  # timestamps are stored as signed 64-bit ms
 
@@ -197,7 +200,6 @@ class Producer:
         self._buffered = 0
         self._routes: dict[str, _Route] = {}
         self._closed: str | None = None
-        self._rng = random.Random()
         self._writer.add_producer(self)
 
     def __repr__(self) -> str:
@@ -290,8 +292,8 @@ class Producer:
     def _new_sticky(self, route: _Route) -> int:
         n = route.num_partitions
         if n == 1 or route.sticky < 0:
-            return self._rng.randrange(n)
-        p = self._rng.randrange(n - 1)
+            return _randrange(n)
+        p = _randrange(n - 1)
         return p + 1 if p >= route.sticky else p  # never the one just used
 
     # -- sending ------------------------------------------------------------------
