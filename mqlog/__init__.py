@@ -20,6 +20,7 @@ import logging
 from . import errors
 from .admin import Admin, GroupLag
 from .broker import Broker, open
+from .cleaner import CleanerStats
 from .consumer import Consumer, ConsumerRebalanceListener, OffsetResetStrategy
 from .group import (
     GroupDescription,
@@ -46,6 +47,7 @@ __all__ = [
     "Admin",
     "BatchMetadata",
     "Broker",
+    "CleanerStats",
     "Consumer",
     "ConsumerRebalanceListener",
     "ConsumerRecord",

@@ -332,6 +332,38 @@ class WriteTxn(ReadTxn):
         self._txn.put(key, _U32.pack(value), db=self._store._meta)
         return value
 
+    def get_batch(self, topic_id: int, partition: int, base_offset: int) -> bytes | None:
+        return self._txn.get(LOG_KEY.pack(topic_id, partition, base_offset),
+                             db=self._store._log)
+
+    def replace_batch(self, topic_id: int, partition: int, base_offset: int,
+                      data: bytes) -> None:
+        """Overwrite an existing batch (compaction keeps its base offset)."""
+        self._txn.put(LOG_KEY.pack(topic_id, partition, base_offset), data,
+                      db=self._store._log)
+
+    def delete_batch(self, topic_id: int, partition: int, base_offset: int) -> bool:
+        return self._txn.delete(LOG_KEY.pack(topic_id, partition, base_offset),
+                                db=self._store._log)
+
+    def delete_time_index_below(self, topic_id: int, partition: int, offset: int) -> None:
+        """Drop time-index entries pointing below ``offset`` (they form a prefix: the
+        index is ascending in both timestamp and offset)."""
+        cur = self._txn.cursor(self._store._tindex)
+        prefix = _PART.pack(topic_id, partition)
+        ok = cur.set_range(prefix)
+        while ok and cur.key()[:8] == prefix and _U64.unpack(cur.value())[0] < offset:
+            cur.delete()
+            ok = bool(cur.key())
+
+    def delete_group_offsets(self, group_id: int) -> None:
+        cur = self._txn.cursor(self._store._offsets)
+        prefix = _U32.pack(group_id)
+        ok = cur.set_range(prefix)
+        while ok and cur.key()[:4] == prefix:
+            cur.delete()
+            ok = bool(cur.key())
+
     def delete_topic_data(self, topic_id: int) -> None:
         """Delete every batch, time-index entry and committed offset of a topic."""
         prefix = _U32.pack(topic_id)
@@ -452,12 +484,17 @@ class Store:
     # -- transactions ---------------------------------------------------------------
 
     @contextmanager
-    def read(self) -> Iterator[ReadTxn]:
-        """A short read transaction. Never hold it across a wait."""
+    def read(self, buffers: bool = False) -> Iterator[ReadTxn]:
+        """A short read transaction. Never hold it across a wait.
+
+        Args:
+            buffers: values are zero-copy views valid only inside the transaction
+                (for scans that read headers and lengths); default: bytes copies.
+        """
         self._enter_reader()
         try:
             try:
-                txn = self._env.begin(buffers=False)
+                txn = self._env.begin(buffers=buffers)
             except lmdb.MapResizedError:
                 # Another process (the owner) grew the map: adopt its size and retry.
                 if self._local.depth > 1:
@@ -467,7 +504,7 @@ class Store:
                 self._exit_reader()
                 self._resize(0)
                 self._enter_reader()
-                txn = self._env.begin(buffers=False)
+                txn = self._env.begin(buffers=buffers)
             try:
                 yield ReadTxn(txn, self)
             finally:

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import attrs
 
+from .config import effective_config
 from .errors import ClosedError, IllegalStateError
 from .group import GroupDescription, GroupListing
+from .log import offset_for_time
 from .records import OffsetAndMetadata, TopicInfo, TopicPartition
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,6 +102,22 @@ class Admin:
         self._check()
         return self._broker.create_partitions(topic, total)
 
+    def describe_configs(self, topic: str) -> dict[str, Any]:
+        """Every config key of ``topic`` with its effective value (defaults included)."""
+        self._check()
+        return effective_config(self._broker._topic(topic).config)
+
+    def alter_topic_config(self, topic: str, config: dict[str, Any]) -> TopicInfo:
+        """Set config overrides (value None removes one), validated with Kafka's keys."""
+        self._check()
+        return self._broker.alter_topic_config(topic, config)
+
+    def delete_records(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Delete records below the given offsets; returns the new log start per partition."""
+        self._check()
+        return {TopicPartition(*tp): self._broker.delete_records(tp, off)
+                for tp, off in offsets.items()}
+
     # -- consumer groups -----------------------------------------------------------
 
     def list_consumer_groups(self) -> list[GroupListing]:
@@ -135,6 +153,63 @@ class Admin:
                 f"group {group_id!r} has active members: stop its consumers before "
                 "altering its offsets")
         self._broker.commit_offsets(group_id, offsets)
+
+    def delete_consumer_groups(self, group_ids: Iterable[str]) -> None:
+        """Delete groups and their committed offsets (refused while members are active).
+
+        Raises:
+            IllegalStateError: a group still has members.
+        """
+        self._check()
+        for g in group_ids:
+            self._broker.delete_group(g)
+
+    def reset_offsets(self, group_id: str, partitions: Iterable[TopicPartition], *,
+                      to_earliest: bool = False, to_latest: bool = False,
+                      to_offset: int | None = None, to_timestamp: int | None = None,
+                      shift_by: int | None = None, execute: bool = True
+                      ) -> dict[TopicPartition, int]:
+        """Compute (and with ``execute``, commit) new offsets for a group, as
+        ``kafka-consumer-groups --reset-offsets`` does; exactly one target option.
+
+        Offsets are clamped to each partition's ``log start .. end``.
+
+        Returns:
+            The new offset per partition.
+
+        Raises:
+            ValueError: not exactly one target option.
+            IllegalStateError: the group has active members (with ``execute``).
+        """
+        self._check()
+        chosen = [to_earliest, to_latest, to_offset is not None, to_timestamp is not None,
+                  shift_by is not None]
+        if sum(map(bool, chosen)) != 1:
+            raise ValueError("reset_offsets needs exactly one of to_earliest, to_latest, "
+                             "to_offset, to_timestamp, shift_by")
+        committed = self._broker.group_offsets(group_id)
+        out = {}
+        for tp in partitions:
+            tp = TopicPartition(*tp)
+            plog = self._broker._partition(tp)
+            if to_earliest:
+                new = plog.log_start
+            elif to_latest:
+                new = plog.end_offset
+            elif to_offset is not None:
+                new = to_offset
+            elif to_timestamp is not None:
+                with self._broker._store.read() as txn:
+                    found = offset_for_time(txn, plog, to_timestamp)
+                new = plog.end_offset if found is None else found[0]
+            else:
+                current = committed.get(tp)
+                base = current.offset if current is not None else plog.log_start
+                new = base + shift_by
+            out[tp] = min(max(new, plog.log_start), plog.end_offset)
+        if execute:
+            self.alter_consumer_group_offsets(group_id, out)
+        return out
 
     def lag(self, group_id: str) -> dict[TopicPartition, GroupLag]:
         """Per partition the group committed for or is assigned: committed vs log end."""

@@ -27,14 +27,17 @@ from . import _store
 from ._store import Store
 from ._writer import LogWriter
 from .config import validate_topic_config
+from .batch import header_fields
 from .errors import (
     ClosedError,
     IllegalStateError,
     InvalidPartitionsError,
     InvalidTopicError,
+    OffsetOutOfRangeError,
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
+from .cleaner import Cleaner, CleanerStats
 from .group import GroupCoordinator
 from .log import PartitionLog, TopicLog, fetch, load_partition
 from .records import (
@@ -86,6 +89,7 @@ def open(  # noqa: A001 - mirrors the built-in on purpose: mqlog.open(path)
     fsync: bool | None = None,
     map_size: int | None = None,
     readonly: bool = False,
+    cleaner_interval_ms: float | None = 300_000,
 ) -> Broker:
     """Open (or create) a broker directory; with no path, a temporary broker.
 
@@ -99,6 +103,9 @@ def open(  # noqa: A001 - mirrors the built-in on purpose: mqlog.open(path)
             for temporary brokers); True = flush every commit; False = never.
         map_size: initial LMDB map size in bytes (it grows on demand).
         readonly: open for inspection only; another process may own the store.
+        cleaner_interval_ms: how often the background cleaner applies retention and
+            compaction (Kafka's ``log.retention.check.interval.ms``, default 5
+            minutes); None: only when ``run_cleaner()`` is called.
 
     Returns:
         A :class:`Broker` (also a context manager).
@@ -109,7 +116,8 @@ def open(  # noqa: A001 - mirrors the built-in on purpose: mqlog.open(path)
         FormatVersionError, CorruptStoreError: the store cannot be read safely.
     """
     return Broker(path, auto_create_topics=auto_create_topics, num_partitions=num_partitions,
-                  fsync=fsync, map_size=map_size, readonly=readonly)
+                  fsync=fsync, map_size=map_size, readonly=readonly,
+                  cleaner_interval_ms=cleaner_interval_ms)
 
 
 class Broker:
@@ -124,13 +132,18 @@ class Broker:
     def __init__(self, path: str | os.PathLike | None = None, *,
                  auto_create_topics: bool = True, num_partitions: int = 1,
                  fsync: bool | None = None, map_size: int | None = None,
-                 readonly: bool = False) -> None:
+                 readonly: bool = False, cleaner_interval_ms: float | None = 300_000
+                 ) -> None:
         if not isinstance(num_partitions, int) or isinstance(num_partitions, bool) or \
                 not 1 <= num_partitions <= _MAX_PARTITIONS:
             raise InvalidPartitionsError(
                 f"num_partitions={num_partitions!r} must be an int from 1 to {_MAX_PARTITIONS}")
         if fsync not in (None, True, False):
             raise TypeError(f"fsync must be None, True or False, got {fsync!r}")
+        if cleaner_interval_ms is not None and (
+                not isinstance(cleaner_interval_ms, (int, float)) or cleaner_interval_ms <= 0):
+            raise ValueError(f"cleaner_interval_ms={cleaner_interval_ms!r} must be a number "
+                             "> 0, or None for no background cleaner")
         self.temporary = path is None
         if self.temporary:
             if readonly:
@@ -172,6 +185,8 @@ class Broker:
             raise
         self._writer = None if readonly else LogWriter(self, sync_mode)
         self._coordinator = GroupCoordinator(self)
+        self._cleaner = None if readonly else Cleaner(
+            self, None if cleaner_interval_ms is None else cleaner_interval_ms / 1000.0)
         if self.temporary:
             self._finalizer = weakref.finalize(self, shutil.rmtree, self.path, True)
         _BROKERS.add(self)
@@ -443,6 +458,139 @@ class Broker:
                         break
         return out
 
+    def alter_topic_config(self, name: str, config: dict[str, Any]) -> TopicInfo:
+        """Set (or, with value None, remove) topic config overrides.
+
+        Raises:
+            UnknownTopicOrPartitionError: no such topic.
+            InvalidConfigError: an unknown key or a bad value (nothing changes).
+        """
+        self._check_writable()
+        tlog = self._topic(name)
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        merged = dict(tlog.config)
+        for key in [k for k, v in config.items() if v is None]:
+            merged.pop(key, None)
+        merged.update(validate_topic_config({k: v for k, v in config.items()
+                                             if v is not None}))
+        new = FrozenConfig(merged)
+
+        def prepare(txn: Any) -> None:
+            if self._topics.get(name) is not tlog:
+                raise UnknownTopicOrPartitionError(f"topic {name!r} was deleted meanwhile")
+            txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(
+                {"name": name, "partitions": len(tlog.partitions), "config": dict(new)}))
+
+        def apply(_: None) -> TopicInfo:
+            with self._lock:
+                tlog.set_config(new)
+                self._version += 1  # producers pick up max.message.bytes
+            return tlog.info()
+
+        return self._writer.run(prepare, apply, sync=True)
+
+    # -- retention, compaction, delete_records ------------------------------------
+
+    def run_cleaner(self) -> CleanerStats:
+        """Apply retention and compaction to every partition now.
+
+        Returns:
+            A :class:`~mqlog.cleaner.CleanerStats`: batches deleted, records removed by
+            compaction, bytes reclaimed, partitions cleaned.
+        """
+        self._check_writable()
+        return self._cleaner.run()
+
+    def delete_records(self, tp: TopicPartition, before_offset: int) -> int:
+        """Make ``before_offset`` the partition's log start: records below it are gone.
+
+        Whole batches below it are deleted; offsets are never renumbered. -1 means the
+        end of the log (delete everything), as in Kafka.
+
+        Returns:
+            The new log start offset (Kafka's low watermark).
+
+        Raises:
+            OffsetOutOfRangeError: ``before_offset`` is beyond the end of the log.
+        """
+        self._check_writable()
+        tlog = self._topic(tp[0])
+        plog = self._partition(tp)
+        if before_offset == -1:
+            before_offset = plog.end_offset
+        if not isinstance(before_offset, int) or isinstance(before_offset, bool) or \
+                not 0 <= before_offset <= plog.end_offset:
+            raise OffsetOutOfRangeError(
+                f"delete_records offset {before_offset!r} for {tp[0]}[{tp[1]}] is outside "
+                f"0..{plog.end_offset}: pass an offset up to the end of the log, or -1",
+                {TopicPartition(*tp): plog.end_offset})
+        if before_offset <= plog.log_start:
+            return plog.log_start
+        doomed = []
+        first_kept = before_offset
+        with self._store.read(buffers=True) as txn:
+            for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
+                fields = header_fields(raw)
+                if base + fields[4] + 1 > before_offset:
+                    first_kept = min(base, before_offset)
+                    break
+                doomed.append((base, len(raw)))
+        self._delete_prefix(tlog, plog, doomed, before_offset, first_kept)
+        return plog.log_start
+
+    def _delete_prefix(self, tlog: TopicLog, plog: PartitionLog, doomed: list,
+                       new_start: int, index_below: int) -> CleanerStats:
+        """A writer job: delete the ``doomed`` (base, size) batches and move the log
+        start to ``new_start``; time-index entries below ``index_below`` go too."""
+        key = b"p" + struct.pack(">II", plog.topic_id, plog.partition)
+
+        def prepare(txn: Any) -> tuple[int, int, int] | None:
+            if self._topics.get(tlog.name) is not tlog:
+                return None  # deleted meanwhile
+            deleted = freed = 0
+            for base, size in doomed:
+                if txn.delete_batch(plog.topic_id, plog.partition, base):
+                    deleted += 1
+                    freed += size
+            txn.delete_time_index_below(plog.topic_id, plog.partition, index_below)
+            start = max(new_start, plog.log_start)
+            txn.put_meta(key, struct.pack(">Q", start))
+            return deleted, freed, start
+
+        def apply(result: tuple[int, int, int] | None) -> CleanerStats:
+            if result is None:
+                return CleanerStats()
+            plog.log_start = max(plog.log_start, result[2])
+            self._notify_data()
+            return CleanerStats(batches_deleted=result[0], bytes_reclaimed=result[1])
+
+        return self._writer.run(prepare, apply)
+
+    def _rewrite_batches(self, tlog: TopicLog, plog: PartitionLog,
+                         changes: list) -> CleanerStats:
+        """A writer job for compaction: replace or delete batches in place."""
+
+        def prepare(txn: Any) -> CleanerStats:
+            if self._topics.get(tlog.name) is not tlog:
+                return CleanerStats()
+            deleted = removed = freed = 0
+            for base, data, old_size, n_removed in changes:
+                if txn.get_batch(plog.topic_id, plog.partition, base) is None:
+                    continue  # retention or delete_records removed it meanwhile
+                if data is None:
+                    txn.delete_batch(plog.topic_id, plog.partition, base)
+                    deleted += 1
+                    freed += old_size
+                else:
+                    txn.replace_batch(plog.topic_id, plog.partition, base, data)
+                    freed += old_size - len(data)
+                removed += n_removed
+            return CleanerStats(batches_deleted=deleted, records_removed=removed,
+                                bytes_reclaimed=freed)
+
+        return self._writer.run(prepare)
+
     # -- groups and committed offsets ----------------------------------------------
 
     def _group_id_in(self, txn: Any, group: str) -> int:
@@ -544,6 +692,34 @@ class Broker:
                     offset, raw[_OFFSET_VALUE.size:].decode(), epoch)
         return out
 
+    def delete_group(self, group: str) -> None:
+        """Delete a group's committed offsets; refused while it has members.
+
+        Raises:
+            IllegalStateError: the group has active members. (Deleting a group that
+                does not exist does nothing.)
+        """
+        self._check_writable()
+        if not self._coordinator.mark_dead(group):
+            raise IllegalStateError(
+                f"group {group!r} has active members: close its consumers before "
+                "deleting it")
+
+        def prepare(txn: Any) -> int | None:
+            gid = self._groups.get(group)
+            if gid is None:
+                return None
+            txn.delete_group_offsets(gid)
+            txn.delete_meta(b"g" + _U32.pack(gid))
+            return gid
+
+        def apply(gid: int | None) -> None:
+            with self._lock:
+                if gid is not None and self._groups.get(group) == gid:
+                    del self._groups[group]
+
+        self._writer.run(prepare, apply, sync=True)
+
     def _group_names(self) -> list[str]:
         with self._lock:
             return list(self._groups)
@@ -611,6 +787,8 @@ class Broker:
         self._closed = "the broker is closed: open it again with mqlog.open()"
         for handle in handles:
             handle._mark_closed(self._closed)
+        if self._cleaner is not None:
+            self._cleaner.stop()
         if self._writer is not None:
             self._writer.stop()
         self._notify_data()

@@ -445,6 +445,17 @@ class GroupCoordinator:
                     "assignment, and process records faster or raise "
                     "max_poll_interval_ms if this consumer was evicted")
 
+    def mark_dead(self, group_id: str) -> bool:
+        """Forget an empty group (it is being deleted); False if it has members."""
+        with self._lock:
+            g = self._groups.get(group_id)
+            if g is not None and g.members:
+                return False
+            if g is not None:
+                g.state = GroupState.DEAD
+                del self._groups[group_id]
+            return True
+
     # -- views ---------------------------------------------------------------------
 
     def describe(self, group_id: str) -> GroupDescription:

@@ -1,0 +1,219 @@
+"""The cleaner: retention (delete) and compaction, per topic config.
+
+- **Retention** (``cleanup.policy`` contains ``delete``): whole batches are deleted from
+  the start of a partition while their newest timestamp is older than ``retention.ms``,
+  or while the partition holds more than ``retention.bytes``. The log start offset
+  advances; offsets are never renumbered.
+- **Compaction** (``cleanup.policy`` contains ``compact``): in the cleanable part of a
+  partition — batches whose newest record is older than ``min.compaction.lag.ms``,
+  never the newest batch — only the latest record of each key is kept; a tombstone
+  (``value=None``) that is the latest for its key is dropped once it is older than
+  ``delete.retention.ms``. Kept records keep their offsets (readers see gaps); a batch
+  left empty is deleted.
+
+Work is read in short read transactions and written as writer jobs of bounded size
+(``_JOB_BATCHES``), so producers are never blocked for long. Freed pages go back to
+LMDB's free list and are reused by later writes: the file stops growing under steady
+produce plus retention.
+
+Thread-safety: :class:`Cleaner` is thread-safe; runs are serialised by ``_run_lock``
+(the background thread and ``broker.run_cleaner()`` never clean at the same time). The
+cleaner is the only writer of existing batches besides ``delete_records``; every job
+re-checks, inside its transaction, that what it changes is still there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import batch as _batch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broker import Broker
+    from .log import PartitionLog, TopicLog
+
+__all__ = ["Cleaner", "CleanerStats"]
+
+log = logging.getLogger("mqlog.cleaner")
+
+_JOB_BATCHES = 256  # batches changed per write transaction
+
+
+@attrs.frozen
+class CleanerStats:
+    """What one cleaner run did."""
+
+    batches_deleted: int = 0
+    records_removed: int = 0  # by compaction (retention counts whole batches)
+    bytes_reclaimed: int = 0
+    partitions_cleaned: int = 0
+
+    def __add__(self, other: CleanerStats) -> CleanerStats:
+        return CleanerStats(*(a + b for a, b in zip(attrs.astuple(self),
+                                                     attrs.astuple(other))))
+
+
+class Cleaner:
+    """Retention and compaction for one broker (see the module docstring).
+
+    Args:
+        interval: seconds between background runs; None: no background thread.
+    """
+
+    def __init__(self, broker: Broker, interval: float | None) -> None:
+        self._broker = broker
+        self._run_lock = threading.Lock()  # one run at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval is not None:
+            self._thread = threading.Thread(target=self._loop, args=(interval,),
+                                            name="mqlog-cleaner", daemon=True)
+            self._thread.start()
+
+    def _loop(self, interval: float) -> None:
+        # A periodic timer: the wait is the interval, not synchronisation.
+        while not self._stop.wait(interval):
+            try:
+                self.run()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("background cleaner run failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
+
+    # -- one run --------------------------------------------------------------------
+
+    def run(self, now_ms: int | None = None) -> CleanerStats:
+        """Apply retention and compaction to every partition now."""
+        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        total = CleanerStats()
+        with self._run_lock:
+            for tlog in list(self._broker._topics.values()):
+                policy = tlog.config.get("cleanup.policy", "delete")
+                for plog in list(tlog.partitions):
+                    if self._stop.is_set():
+                        return total
+                    stats = CleanerStats()
+                    if "delete" in policy:
+                        stats = stats + self._retain(tlog, plog, now)
+                    if "compact" in policy:
+                        stats = stats + self._compact(tlog, plog, now)
+                    if stats != CleanerStats():
+                        total = total + attrs.evolve(stats, partitions_cleaned=1)
+        return total
+
+    # -- retention ----------------------------------------------------------------------
+
+    def _retain(self, tlog: TopicLog, plog: PartitionLog, now: int) -> CleanerStats:
+        retention_ms = tlog.config.get("retention.ms", 604_800_000)
+        retention_bytes = tlog.config.get("retention.bytes", -1)
+        if retention_ms < 0 and retention_bytes < 0:
+            return CleanerStats()
+        cutoff = now - retention_ms if retention_ms >= 0 else None
+        store = self._broker._store
+        doomed: list[tuple[int, int]] = []  # (base offset, stored bytes)
+        new_start = plog.log_start
+        with store.read(buffers=True) as txn:
+            sizes = []
+            for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
+                if base >= plog.end_offset:
+                    break
+                fields = _batch.header_fields(raw)
+                sizes.append((base, len(raw), fields[4], fields[6]))
+        excess = sum(s for _, s, _, _ in sizes) - retention_bytes if retention_bytes >= 0 \
+            else 0
+        for base, size, last_delta, max_ts in sizes:
+            if base + last_delta + 1 <= plog.log_start:
+                continue
+            expired = cutoff is not None and max_ts < cutoff
+            if not expired and excess <= 0:
+                break
+            doomed.append((base, size))
+            excess -= size
+            new_start = base + last_delta + 1
+        if not doomed:
+            return CleanerStats()
+        stats = CleanerStats()
+        for i in range(0, len(doomed), _JOB_BATCHES):
+            part = doomed[i:i + _JOB_BATCHES]
+            start = new_start if i + _JOB_BATCHES >= len(doomed) else \
+                doomed[i + _JOB_BATCHES][0]
+            stats = stats + self._broker._delete_prefix(tlog, plog, part, start, start)
+        return stats
+
+    # -- compaction --------------------------------------------------------------------
+
+    def _compact(self, tlog: TopicLog, plog: PartitionLog, now: int) -> CleanerStats:
+        lag = tlog.config.get("min.compaction.lag.ms", 0)
+        tombstone_ms = tlog.config.get("delete.retention.ms", 86_400_000)
+        store = self._broker._store
+        batches = []
+        with store.read() as txn:
+            for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
+                if base >= plog.end_offset:
+                    break
+                batches.append((base, raw))
+        # The newest batch is never compacted; nor is anything younger than the lag.
+        cleanable = []
+        for base, raw in batches[:-1]:
+            fields = _batch.header_fields(raw)
+            if fields[6] > now - lag:
+                break
+            cleanable.append((base, raw))
+        if not cleanable:
+            return CleanerStats()
+        decoded = [_batch.decode(raw) for _, raw in cleanable]
+        latest: dict[bytes, int] = {}
+        for b in decoded:
+            if b.keys is None:
+                continue
+            for off, key in zip(b.offsets, b.keys):
+                if key is not None:
+                    latest[key] = off
+        changes = []  # (base, new body or None to delete, old size, removed)
+        for (base, raw), b in zip(cleanable, decoded):
+            keep = []
+            for i, off in enumerate(b.offsets):
+                if off < plog.log_start:
+                    continue  # below the log start (delete_records): already invisible
+                key = None if b.keys is None else b.keys[i]
+                if key is None:
+                    keep.append(i)
+                    continue
+                if latest[key] != off:
+                    continue  # superseded by a later record with the same key
+                if b.values[i] is None and b.timestamp_at(i) < now - tombstone_ms:
+                    continue  # an old tombstone: the key is gone for good
+                keep.append(i)
+            removed = b.count - len(keep)
+            if not removed:
+                continue
+            if not keep:
+                changes.append((base, None, len(raw), removed))
+                continue
+            body = _batch.encode(
+                [b.values[i] for i in keep],
+                None if b.keys is None else [b.keys[i] for i in keep],
+                [b.timestamp_at(i) for i in keep],
+                None if b.headers is None else [b.headers[i] for i in keep],
+                codec=b.attributes & _batch.ATTR_CODEC_MASK,
+                offset_deltas=[b.offsets[i] - base for i in keep],
+                log_append_time=bool(b.attributes & _batch.ATTR_LOG_APPEND_TIME),
+                transactional=b.is_transactional,
+                producer_id=b.producer_id, producer_epoch=b.producer_epoch,
+                base_sequence=b.base_sequence)
+            changes.append((base, _batch.with_base_offset(base, body), len(raw), removed))
+        stats = CleanerStats()
+        for i in range(0, len(changes), _JOB_BATCHES):
+            stats = stats + self._broker._rewrite_batches(
+                tlog, plog, changes[i:i + _JOB_BATCHES])
+        return stats
