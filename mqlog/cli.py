@@ -1,8 +1,11 @@
 """The ``mqlog`` command line (also ``python -m mqlog``).
 
-``mqlog [--data DIR] COMMAND``; ``--data`` (or ``MQLOG_DATA``) selects the broker
-directory. This release has ``demo``; the Kafka-tool style commands (``topics``,
-``produce``, ``consume``, ``groups``, ``dump``, ``check``) follow.
+``mqlog [--data DIR] [--json] COMMAND ...`` — ``--data`` (or ``MQLOG_DATA``) selects
+the broker directory; both options are also accepted after the command. Commands are
+modelled on Kafka's tools (kafka-topics, kafka-console-producer/consumer,
+kafka-consumer-groups) and kcat: ``topics``, ``produce``, ``consume``, ``groups``,
+``dump``, ``check`` and ``demo``. Output is aligned tables (``--json`` for scripts);
+errors are one line on stderr with exit status 1 (2 for usage errors).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from . import __version__
 from . import open as open_broker
@@ -74,17 +77,87 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    default = os.environ.get("MQLOG_DATA") if top else argparse.SUPPRESS
+    p.add_argument("--data", default=default, metavar="DIR",
+                   help="broker directory (default: $MQLOG_DATA)")
+    p.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mqlog", description="mqlog: an embedded Kafka-style event log on LMDB")
     parser.add_argument("--version", action="version", version=f"mqlog {__version__}")
-    data_help = "broker directory (default: $MQLOG_DATA; demo: a temporary broker)"
-    parser.add_argument("--data", default=os.environ.get("MQLOG_DATA"), help=data_help)
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="produce and consume a few records, print them")
-    demo.add_argument("--data", default=argparse.SUPPRESS, help=data_help)
+
+    def command(name: str, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help)
+        _common(p)
+        return p
+
+    topics = command("topics", "list, create, describe, alter and delete topics")
+    tsub = topics.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command("list", "list topics", tsub)
+    p = command("create", "create a topic", tsub)
+    p.add_argument("name")
+    p.add_argument("--partitions", type=int, default=1)
+    p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p = command("describe", "partitions and offsets of a topic", tsub)
+    p.add_argument("name")
+    p = command("delete", "delete a topic and its records", tsub)
+    p.add_argument("name")
+    p = command("alter", "change topic config", tsub)
+    p.add_argument("name")
+    p.add_argument("--config", action="append", metavar="KEY=VALUE")
+    p.add_argument("--delete-config", action="append", metavar="KEY")
+
+    p = command("produce", "produce lines from stdin (or --file) as records")
+    p.add_argument("topic")
+    p.add_argument("--key-separator", metavar="SEP", help="split KEY<SEP>VALUE per line")
+    p.add_argument("--header", action="append", metavar="NAME=VALUE")
+    p.add_argument("--file", help="read lines from this file instead of stdin")
+    p.add_argument("--partition", type=int)
+    p.add_argument("--acks", default="all", choices=["0", "1", "all"])
+
+    p = command("consume", "print records of a topic")
+    p.add_argument("topic")
+    p.add_argument("--group", help="consumer group: resume from and commit its offsets")
+    p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--offset", type=int)
+    p.add_argument("--from-time", metavar="ISO", help="ISO 8601 time or ms since the epoch")
+    p.add_argument("--partition", type=int)
+    p.add_argument("--max-messages", type=int)
+    p.add_argument("--follow", action="store_true", help="keep waiting for new records")
+    p.add_argument("--format", default="%s",
+                   help="kcat-style: %%t topic %%p partition %%o offset %%k key %%s value "
+                        "%%T timestamp %%h headers (default %%s)")
+
+    groups = command("groups", "list, describe, reset and delete consumer groups")
+    gsub = groups.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command("list", "list consumer groups", gsub)
+    p = command("describe", "offsets, lag and members of a group", gsub)
+    p.add_argument("group")
+    p = command("reset-offsets", "move a group's committed offsets (dry run by default)", gsub)
+    p.add_argument("group")
+    p.add_argument("--topic", required=True)
+    p.add_argument("--to-earliest", action="store_true")
+    p.add_argument("--to-latest", action="store_true")
+    p.add_argument("--to-offset", type=int)
+    p.add_argument("--to-datetime", metavar="ISO")
+    p.add_argument("--shift-by", type=int)
+    p.add_argument("--execute", action="store_true")
+    p = command("delete", "delete a group's committed offsets", gsub)
+    p.add_argument("group")
+
+    p = command("dump", "batches and records of a topic, as stored")
+    p.add_argument("topic")
+    p.add_argument("--partition", type=int)
+    command("check", "verify checksums, offsets and format; exit 1 if damaged")
+
+    demo = command("demo", "produce and consume a few records, print them")
     demo.add_argument("--topic", default="demo-orders", help="topic to use")
-    demo.set_defaults(func=_demo)
     return parser
 
 
@@ -92,13 +165,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    if not args.command:
         parser.print_help()
         return 2
+    from ._commands import COMMANDS, Output
     from .errors import MqlogError
 
+    out = Output(sys.stdout, sys.stderr, args.json)
     try:
-        return args.func(args, sys.stdout)
+        if args.command == "demo":
+            return _demo(args, sys.stdout)
+        name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
+        return COMMANDS[name](args, out)
     except MqlogError as exc:
         print(f"mqlog: error: {exc}", file=sys.stderr)
         return 1
+    except (TypeError, ValueError, OSError) as exc:
+        print(f"mqlog: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `mqlog consume ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
