@@ -25,6 +25,7 @@ SCRIPTS = [
                                                              "--runs", "1"]),
     ("groups.py", "Consumer groups (issue #3)", [], ["--rounds", "4", "--records",
                                                      "50000"]),
+    ("retention.py", "Disk use under retention (issue #4)", [], ["--rounds", "6"]),
 ]
 
 

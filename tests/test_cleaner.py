@@ -235,3 +235,12 @@ def test_space_is_reused_under_retention(tmp_path):
     print({"data_mdb_bytes_per_round": sizes})
     assert sizes[-1] <= sizes[5] * 1.1, sizes  # flat after the first rounds
     assert sizes[-1] < 12 * 500 * 1000  # far below what 12 rounds wrote
+
+
+def test_log_append_time_topic(broker):
+    broker.create_topic("t", config={"message.timestamp.type": "LogAppendTime"})
+    before = now_ms()
+    with broker.producer() as p:
+        p.send("t", b"x", timestamp_ms=5)  # the producer's time is replaced
+    (r,) = broker.messages("t")
+    assert r.timestamp_type == 1 and before <= r.timestamp <= now_ms()
