@@ -37,7 +37,7 @@ from .errors import (
     TopicExistsError,
     UnknownTopicOrPartitionError,
 )
-from .cleaner import Cleaner, CleanerStats
+from .cleaner import Cleaner, CleanerStats, delete_prefix
 from .group import GroupCoordinator
 from .log import PartitionLog, TopicLog, fetch, load_partition
 from .records import (
@@ -536,60 +536,8 @@ class Broker:
                     first_kept = min(base, before_offset)
                     break
                 doomed.append((base, len(raw)))
-        self._delete_prefix(tlog, plog, doomed, before_offset, first_kept)
+        delete_prefix(self, tlog, plog, doomed, before_offset, first_kept)
         return plog.log_start
-
-    def _delete_prefix(self, tlog: TopicLog, plog: PartitionLog, doomed: list,
-                       new_start: int, index_below: int) -> CleanerStats:
-        """A writer job: delete the ``doomed`` (base, size) batches and move the log
-        start to ``new_start``; time-index entries below ``index_below`` go too."""
-        key = b"p" + struct.pack(">II", plog.topic_id, plog.partition)
-
-        def prepare(txn: Any) -> tuple[int, int, int] | None:
-            if self._topics.get(tlog.name) is not tlog:
-                return None  # deleted meanwhile
-            deleted = freed = 0
-            for base, size in doomed:
-                if txn.delete_batch(plog.topic_id, plog.partition, base):
-                    deleted += 1
-                    freed += size
-            txn.delete_time_index_below(plog.topic_id, plog.partition, index_below)
-            start = max(new_start, plog.log_start)
-            txn.put_meta(key, struct.pack(">Q", start))
-            return deleted, freed, start
-
-        def apply(result: tuple[int, int, int] | None) -> CleanerStats:
-            if result is None:
-                return CleanerStats()
-            plog.log_start = max(plog.log_start, result[2])
-            self._notify_data()
-            return CleanerStats(batches_deleted=result[0], bytes_reclaimed=result[1])
-
-        return self._writer.run(prepare, apply)
-
-    def _rewrite_batches(self, tlog: TopicLog, plog: PartitionLog,
-                         changes: list) -> CleanerStats:
-        """A writer job for compaction: replace or delete batches in place."""
-
-        def prepare(txn: Any) -> CleanerStats:
-            if self._topics.get(tlog.name) is not tlog:
-                return CleanerStats()
-            deleted = removed = freed = 0
-            for base, data, old_size, n_removed in changes:
-                if txn.get_batch(plog.topic_id, plog.partition, base) is None:
-                    continue  # retention or delete_records removed it meanwhile
-                if data is None:
-                    txn.delete_batch(plog.topic_id, plog.partition, base)
-                    deleted += 1
-                    freed += old_size
-                else:
-                    txn.replace_batch(plog.topic_id, plog.partition, base, data)
-                    freed += old_size - len(data)
-                removed += n_removed
-            return CleanerStats(batches_deleted=deleted, records_removed=removed,
-                                bytes_reclaimed=freed)
-
-        return self._writer.run(prepare)
 
     # -- groups and committed offsets ----------------------------------------------
 

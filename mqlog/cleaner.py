@@ -25,9 +25,10 @@ re-checks, inside its transaction, that what it changes is still there.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -147,7 +148,7 @@ class Cleaner:
             part = doomed[i:i + _JOB_BATCHES]
             start = new_start if i + _JOB_BATCHES >= len(doomed) else \
                 doomed[i + _JOB_BATCHES][0]
-            stats = stats + self._broker._delete_prefix(tlog, plog, part, start, start)
+            stats = stats + delete_prefix(self._broker, tlog, plog, part, start, start)
         return stats
 
     # -- compaction --------------------------------------------------------------------
@@ -214,6 +215,59 @@ class Cleaner:
             changes.append((base, _batch.with_base_offset(base, body), len(raw), removed))
         stats = CleanerStats()
         for i in range(0, len(changes), _JOB_BATCHES):
-            stats = stats + self._broker._rewrite_batches(
-                tlog, plog, changes[i:i + _JOB_BATCHES])
+            stats = stats + rewrite_batches(self._broker, tlog, plog,
+                                            changes[i:i + _JOB_BATCHES])
         return stats
+
+
+def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: list,
+              new_start: int, index_below: int) -> CleanerStats:
+    """A writer job: delete the ``doomed`` (base, size) batches and move the log
+    start to ``new_start``; time-index entries below ``index_below`` go too."""
+    key = b"p" + struct.pack(">II", plog.topic_id, plog.partition)
+
+    def prepare(txn: Any) -> tuple[int, int, int] | None:
+        if broker._topics.get(tlog.name) is not tlog:
+            return None  # deleted meanwhile
+        deleted = freed = 0
+        for base, size in doomed:
+            if txn.delete_batch(plog.topic_id, plog.partition, base):
+                deleted += 1
+                freed += size
+        txn.delete_time_index_below(plog.topic_id, plog.partition, index_below)
+        start = max(new_start, plog.log_start)
+        txn.put_meta(key, struct.pack(">Q", start))
+        return deleted, freed, start
+
+    def apply(result: tuple[int, int, int] | None) -> CleanerStats:
+        if result is None:
+            return CleanerStats()
+        plog.log_start = max(plog.log_start, result[2])
+        broker._notify_data()
+        return CleanerStats(batches_deleted=result[0], bytes_reclaimed=result[1])
+
+    return broker._writer.run(prepare, apply)
+
+def rewrite_batches(broker: Broker, tlog: TopicLog, plog: PartitionLog,
+                changes: list) -> CleanerStats:
+    """A writer job for compaction: replace or delete batches in place."""
+
+    def prepare(txn: Any) -> CleanerStats:
+        if broker._topics.get(tlog.name) is not tlog:
+            return CleanerStats()
+        deleted = removed = freed = 0
+        for base, data, old_size, n_removed in changes:
+            if txn.get_batch(plog.topic_id, plog.partition, base) is None:
+                continue  # retention or delete_records removed it meanwhile
+            if data is None:
+                txn.delete_batch(plog.topic_id, plog.partition, base)
+                deleted += 1
+                freed += old_size
+            else:
+                txn.replace_batch(plog.topic_id, plog.partition, base, data)
+                freed += old_size - len(data)
+            removed += n_removed
+        return CleanerStats(batches_deleted=deleted, records_removed=removed,
+                            bytes_reclaimed=freed)
+
+    return broker._writer.run(prepare)
