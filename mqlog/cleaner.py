@@ -221,7 +221,7 @@ class Cleaner:
 
 
 def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: list,
-              new_start: int, index_below: int) -> CleanerStats:
+                  new_start: int, index_below: int) -> CleanerStats:
     """A writer job: delete the ``doomed`` (base, size) batches and move the log
     start to ``new_start``; time-index entries below ``index_below`` go too."""
     key = b"p" + struct.pack(">II", plog.topic_id, plog.partition)
@@ -248,8 +248,9 @@ def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: li
 
     return broker._writer.run(prepare, apply)
 
+
 def rewrite_batches(broker: Broker, tlog: TopicLog, plog: PartitionLog,
-                changes: list) -> CleanerStats:
+                    changes: list) -> CleanerStats:
     """A writer job for compaction: replace or delete batches in place."""
 
     def prepare(txn: Any) -> CleanerStats:
