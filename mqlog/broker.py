@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from . import _store
 from ._store import Store
@@ -745,13 +745,11 @@ class Broker:
         if self.temporary:
             self._finalizer()
 
-    def _iter_partitions(self) -> Iterable[PartitionLog]:
-        for tlog in list(self._topics.values()):
-            yield from tlog.partitions
-
     def _check(self) -> None:
         """Assert every partition's invariants against the store (tests, `mqlog check`)
         and the groups' ownership invariant."""
-        for plog in self._iter_partitions():
-            plog._check(self._store)
+        for tlog in list(self._topics.values()):
+            dense = "compact" not in tlog.config.get("cleanup.policy", "delete")
+            for plog in tlog.partitions:
+                plog._check(self._store, dense)
         self._coordinator._check()

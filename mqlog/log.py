@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from .batch import DecodedBatch, decode, header_fields
 from .config import TOPIC_DEFAULTS
+from .errors import CorruptStoreError
 from .records import ConsumerRecord, FrozenConfig, TopicInfo, TopicPartition
 
 __all__ = ["PartitionLog", "TopicLog", "fetch", "offset_for_time"]
@@ -48,22 +49,54 @@ class PartitionLog:
         return (f"PartitionLog({self.topic}[{self.partition}] start={self.log_start} "
                 f"end={self.end_offset})")
 
-    def _check(self, store: Any) -> None:
-        """Assert the invariant against the store (tests and `mqlog check`)."""
-        assert 0 <= self.log_start <= self.end_offset, self
-        last_end = self.log_start
+    def verify(self, store: Any, dense: bool = True) -> list[str]:
+        """Check the partition against the store; returns the problems found.
+
+        Checks every batch's CRC and layout, that batches are in offset order without
+        overlap, inside ``[log start, end offset)``, and (``dense``: topics that are not
+        compacted) that they follow each other without gaps up to the end offset.
+        Cost: decodes every batch of the partition.
+        """
+        name = f"{self.topic}[{self.partition}]"
+        problems = []
+        if not 0 <= self.log_start <= self.end_offset:
+            problems.append(f"{name}: log start {self.log_start} is beyond the end "
+                            f"{self.end_offset}")
+        prev_end = None
         with store.read() as txn:
             for base, raw in txn.batches(self.topic_id, self.partition, 0):
-                batch = decode(raw)
-                assert batch.base_offset == base, (base, batch.base_offset)
-                assert base >= last_end, f"{self}: batch {base} overlaps the one before"
+                try:
+                    batch = decode(raw)
+                except CorruptStoreError as exc:
+                    problems.append(f"{name}: {exc}")
+                    continue
+                if batch.base_offset != base:
+                    problems.append(f"{name}: batch stored at {base} says base "
+                                    f"{batch.base_offset}")
+                if prev_end is not None and base < prev_end:
+                    problems.append(f"{name}: batch {base} overlaps the one before")
+                elif dense and base > (self.log_start if prev_end is None else prev_end):
+                    first = self.log_start if prev_end is None else prev_end
+                    problems.append(f"{name}: offsets {first}..{base - 1} are missing")
                 offsets = list(batch.offsets)
-                assert offsets == sorted(set(offsets)), f"{self}: offsets not ascending"
-                assert batch.last_offset < self.end_offset, f"{self}: batch past the end"
-                last_end = batch.last_offset + 1
-        if self.log_start == 0 or last_end > self.log_start:
-            # Without compaction the log is dense: the last batch ends at end_offset.
-            assert last_end <= self.end_offset
+                if offsets != sorted(set(offsets)):
+                    problems.append(f"{name}: batch {base} has unordered offsets")
+                if batch.last_offset < self.log_start:
+                    problems.append(f"{name}: batch {base} lies wholly below the log start "
+                                    f"{self.log_start}")
+                if batch.last_offset >= self.end_offset:
+                    problems.append(f"{name}: batch {base} ends at {batch.last_offset}, past "
+                                    f"the end offset {self.end_offset}")
+                prev_end = batch.last_offset + 1
+        if dense and prev_end is not None and prev_end != self.end_offset:
+            problems.append(f"{name}: the last batch ends at {prev_end - 1} but the end "
+                            f"offset is {self.end_offset}")
+        return problems
+
+    def _check(self, store: Any, dense: bool = True) -> None:
+        """Assert :meth:`verify` finds nothing (invariant checks in tests)."""
+        problems = self.verify(store, dense)
+        assert not problems, problems
 
 
 class TopicLog:
