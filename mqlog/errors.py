@@ -26,6 +26,7 @@ __all__ = [
     "InconsistentGroupProtocolError",
     "InvalidConfigError",
     "InvalidPartitionsError",
+    "InvalidRecordError",
     "InvalidTopicError",
     "KafkaTimeoutError",
     "MessageSizeTooLargeError",
@@ -89,6 +90,10 @@ class InvalidConfigError(MqlogError, ValueError):
 
 class InvalidPartitionsError(MqlogError, ValueError):
     """A partition count is invalid (below 1, or not larger than the current count)."""
+
+
+class InvalidRecordError(MqlogError, ValueError):
+    """The record is not acceptable for the topic (e.g. no key on a compacted topic)."""
 
 
 class MessageSizeTooLargeError(MqlogError, ValueError):

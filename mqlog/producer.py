@@ -27,6 +27,7 @@ from . import batch as _batch
 from .errors import (
     ClosedError,
     InvalidConfigError,
+    InvalidRecordError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     UnknownTopicOrPartitionError,
@@ -67,9 +68,10 @@ class _Route:
     """Cached placement facts for one topic (valid while the broker's version holds)."""
 
     __slots__ = ("topic", "version", "num_partitions", "all_partitions", "max_size",
-                 "key_cache", "sticky", "open", "dead")
+                 "key_cache", "sticky", "open", "dead", "compacted")
 
-    def __init__(self, topic: str, version: int, num_partitions: int, max_size: int) -> None:
+    def __init__(self, topic: str, version: int, num_partitions: int, max_size: int,
+                 compacted: bool = False) -> None:
         self.topic = topic
         self.version = version
         self.num_partitions = num_partitions
@@ -77,6 +79,7 @@ class _Route:
         self.max_size = max_size
         self.key_cache: dict[bytes, int] = {}
         self.sticky = -1
+        self.compacted = compacted  # keyless records are refused, as Kafka does
         # The open (still filling) batch per partition; guarded by Producer._lock.
         self.open: list[ProducerBatch | None] = [None] * num_partitions
         # Set (under the lock) when a newer route replaced this one: a send holding it
@@ -231,7 +234,8 @@ class Producer:
             version = broker._version
             tlog = broker._topics[topic]
         max_size = min(self._max_request_size, tlog.max_message_bytes)
-        route = _Route(topic, version, len(tlog.partitions), max_size)
+        route = _Route(topic, version, len(tlog.partitions), max_size,
+                       "compact" in tlog.config.get("cleanup.policy", "delete"))
         with self._lock:
             old = self._routes.get(topic)
             if old is not None:  # carry open batches over to the new route
@@ -365,6 +369,8 @@ class Producer:
                 route = self._route(topic)
             if size > route.max_size:
                 self._too_large(route, size)
+            if key is None and route.compacted:
+                self._keyless_on_compacted(route)
             if partition is None and self._partitioner is None:
                 if key is None:
                     p = -1  # keyless: sticky, decided under the lock
@@ -453,6 +459,12 @@ class Producer:
             f"{route.max_size} bytes (max_request_size / the topic's max.message.bytes): "
             "split the payload or raise the limit")
 
+    @staticmethod
+    def _keyless_on_compacted(route: _Route) -> None:
+        raise InvalidRecordError(
+            f"topic {route.topic!r} is compacted (cleanup.policy=compact): every record "
+            "needs a key, since compaction keeps the latest record per key; pass key=")
+
     def _wait_for_space(self, size: int) -> None:
         """Block (lock held via the condition) until ``size`` more bytes fit."""
         deadline = _monotonic() + self._max_block
@@ -533,6 +545,8 @@ class Producer:
             biggest = max(value_sizes, default=0) + RECORD_OVERHEAD
             if biggest > route.max_size:
                 self._too_large(route, biggest)
+            if route.compacted and (keys is None or any(k is None for k in keys)):
+                self._keyless_on_compacted(route)
             groups = self._group_by_partition(route, keys, partition, n)
             if self._lock_route(route):
                 break  # holding the lock

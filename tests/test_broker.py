@@ -131,7 +131,7 @@ def test_reopen_keeps_topics_records_offsets(data_dir):
         assert b.committed_offset("billing", TopicPartition("orders", 0)).offset == 2
         # Offsets continue densely after reopen.
         with b.producer() as p:
-            md = p.send("orders", b"more", partition=0).get(10)
+            md = p.send("orders", b"more", key=b"k", partition=0).get(10)
         ends = [r.offset for r in before if r.partition == 0]
         assert md.offset == (ends[-1] + 1 if ends else 0)
         b._check()

@@ -106,11 +106,12 @@ def test_reset_none_raises_below_log_start(broker):
 
 
 def test_compaction_keeps_latest_per_key_with_offsets(broker):
-    broker.create_topic("t", config={"cleanup.policy": "compact"})
+    broker.create_topic("t")  # keyless records can only predate the switch to compact
     t = now_ms()
     produce(broker, "t", [(b"a", b"a1", t), (b"b", b"b1", t), (b"a", b"a2", t),
-                          (b"c", b"c1", t), (b"b", b"b2", t), (None, b"keyless", t),
-                          (b"a", b"a3", t)])
+                          (b"c", b"c1", t), (b"b", b"b2", t), (None, b"keyless", t)])
+    broker.admin().alter_topic_config("t", {"cleanup.policy": "compact"})
+    produce(broker, "t", [(b"a", b"a3", t)])
     stats = broker.run_cleaner()
     # The newest batch (a3) is never compacted, so a2 survives until a later run.
     got = [(r.offset, r.key, r.value) for r in broker.messages("t")]
@@ -244,3 +245,14 @@ def test_log_append_time_topic(broker):
         p.send("t", b"x", timestamp_ms=5)  # the producer's time is replaced
     (r,) = broker.messages("t")
     assert r.timestamp_type == 1 and before <= r.timestamp <= now_ms()
+
+
+def test_compacted_topic_refuses_keyless_records(broker):
+    broker.create_topic("t", config={"cleanup.policy": "compact"})
+    p = broker.producer()
+    with pytest.raises(mqlog.errors.InvalidRecordError, match="needs a key"):
+        p.send("t", b"no key")
+    with pytest.raises(mqlog.errors.InvalidRecordError, match="needs a key"):
+        p.send_batch("t", [b"a", b"b"], keys=[b"k", None])
+    assert p.send("t", b"v", key=b"k").get(10).offset == 0
+    assert len(broker.messages("t")) == 1
