@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import sys
+import time
 from typing import Any, Callable, Iterable, TextIO
 
 from . import open as open_broker
@@ -167,6 +168,31 @@ def topics_alter(args: Any, out: Output) -> int:
 # -- produce / consume ------------------------------------------------------------------
 
 
+class Progress:
+    """A one-line progress bar for a terminal: count, rate, elapsed (redrawn <= 10/s)."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._start = self._last = clock()
+
+    def _draw(self, count: int, end: str) -> None:
+        elapsed = max(self._clock() - self._start, 1e-9)
+        bar = "#" * min(20, count.bit_length())
+        print(f"\r[{bar:<20}] {count:,} records  {count / elapsed:,.0f}/s  {elapsed:.1f}s",
+              end=end, file=self._stream, flush=True)
+
+    def update(self, count: int) -> None:
+        now = self._clock()
+        if now - self._last >= 0.1:
+            self._last = now
+            self._draw(count, "")
+
+    def done(self, count: int) -> None:
+        self._draw(count, "\n")
+
+
+
 def produce(args: Any, out: Output) -> int:
     headers = []
     for item in args.header or []:
@@ -175,7 +201,7 @@ def produce(args: Any, out: Output) -> int:
             raise CliError(f"--header {item!r} is not NAME=VALUE")
         headers.append((name, value.encode()))
     source = open(args.file, "rb") if args.file else sys.stdin.buffer
-    progress = out.err.isatty() if hasattr(out.err, "isatty") else False
+    progress = Progress(out.err) if getattr(out.err, "isatty", lambda: False)() else None
     sep = args.key_separator.encode() if args.key_separator else None
     count = 0
     try:
@@ -191,14 +217,14 @@ def produce(args: Any, out: Output) -> int:
                 producer.send(args.topic, line, key=key, headers=headers or None,
                               partition=args.partition)
                 count += 1
-                if progress and count % 1000 == 0:
-                    print(f"\rproduced {count} records", end="", file=out.err, flush=True)
+                if progress is not None and not count % 256:
+                    progress.update(count)
             producer.flush()
     finally:
         if args.file:
             source.close()
-    if progress:
-        print(f"\rproduced {count} records", file=out.err)
+    if progress is not None:
+        progress.done(count)
     if out.json:
         out.line("", {"topic": args.topic, "produced": count})
     return 0

@@ -229,7 +229,7 @@ def test_space_is_reused_under_retention(tmp_path):
     with mqlog.open(path, cleaner_interval_ms=None) as broker:
         broker.create_topic("t", config={"retention.bytes": 300_000, "retention.ms": -1})
         with broker.producer() as p:
-            for round_ in range(12):
+            for _ in range(12):
                 p.send_batch("t", [value] * 500, partition=0).get(30)
                 broker.run_cleaner()
                 sizes.append(os.path.getsize(os.path.join(path, "data.mdb")))

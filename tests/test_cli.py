@@ -190,3 +190,21 @@ def test_consume_follow_sees_records_from_another_process(tmp_path):
     finally:
         if follower.poll() is None:
             follower.kill()
+
+
+def test_produce_progress_bar_on_a_terminal(tmp_path, monkeypatch):
+    import io
+
+    from mqlog import _commands
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a\nb\nc\n")))
+    args = cli.build_parser().parse_args(["--data", str(tmp_path / "d"), "produce", "t"])
+    assert _commands.produce(args, _commands.Output(io.StringIO(), err, False)) == 0
+    assert "3 records" in err.getvalue() and "/s" in err.getvalue()
+    with mqlog.open(str(tmp_path / "d")) as b:
+        assert [r.value for r in b.messages("t")] == [b"a", b"b", b"c"]
