@@ -75,10 +75,17 @@ def open_read(args: Any) -> Broker:
         return open_broker(path, cleaner_interval_ms=None)
 
 
-def open_write(args: Any) -> Broker:
-    """Open for writing; another owner gives one line naming it."""
+def open_write(args: Any, create: bool = False) -> Broker:
+    """Open for writing; another owner gives one line naming it.
+
+    Only commands that make things (``topics create``, ``produce``) create a store;
+    the others refuse a path with none (a mistyped --data).
+    """
+    path = data_dir(args)
+    if not create and not os.path.exists(os.path.join(path, "data.mdb")):
+        raise CliError(f"no mqlog store at {path}: check --data")
     try:
-        return open_broker(data_dir(args), cleaner_interval_ms=None)
+        return open_broker(path, cleaner_interval_ms=None)
     except BrokerLockedError as exc:
         raise CliError(f"{exc}; to write while an application owns the store, run "
                        "`mqlog serve` in it and use a Kafka client") from None
@@ -123,7 +130,7 @@ def topics_list(args: Any, out: Output) -> int:
 
 
 def topics_create(args: Any, out: Output) -> int:
-    with open_write(args) as broker:
+    with open_write(args, create=True) as broker:
         info = broker.create_topic(args.name, args.partitions, parse_configs(args.config))
         out.line(f"created topic {info.name!r} with {info.partitions} partition(s)",
                  {"topic": info.name, "partitions": info.partitions,
@@ -205,7 +212,8 @@ def produce(args: Any, out: Output) -> int:
     sep = args.key_separator.encode() if args.key_separator else None
     count = 0
     try:
-        with open_write(args) as broker, broker.producer(acks=args.acks) as producer:
+        with open_write(args, create=True) as broker, \
+                broker.producer(acks=args.acks) as producer:
             for raw in source:
                 line = raw.rstrip(b"\r\n")
                 key = None
@@ -360,7 +368,7 @@ def groups_reset(args: Any, out: Output) -> int:
         "to_timestamp": None if args.to_datetime is None else parse_time(args.to_datetime),
         "shift_by": args.shift_by,
     }
-    chosen = {k: v for k, v in targets.items() if v not in (None, False)}
+    chosen = {k: v for k, v in targets.items() if v is not None and v is not False}
     if len(chosen) != 1:
         raise CliError("reset-offsets needs one of --to-earliest, --to-latest, --to-offset, "
                        "--to-datetime, --shift-by")
@@ -394,7 +402,7 @@ def dump(args: Any, out: Output) -> int:
         records = []
         with broker._store.read() as txn:
             for p in parts:
-                if p >= len(tlog.partitions):
+                if not 0 <= p < len(tlog.partitions):
                     raise UnknownTopicOrPartitionError(
                         f"partition {p} does not exist in {args.topic!r}")
                 for base, raw in txn.batches(tlog.topic_id, p, 0):

@@ -20,7 +20,8 @@ import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .errors import CommitFailedError, MqlogError
+from .errors import CommitFailedError, FencedInstanceIdError, MqlogError
+from .group import FENCED, matching_topics
 from .records import TopicPartition
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,7 +37,10 @@ class Membership:
 
     def __init__(self, consumer: Consumer, topics: frozenset[str],
                  pattern: re.Pattern | None, listener: Any) -> None:
-        self._consumer = consumer
+        # A proxy, not a reference: no Consumer <-> Membership cycle, so a consumer
+        # dropped without close() is freed (and leaves its group) promptly.
+        self._consumer = weakref.proxy(consumer)
+        self._owner = weakref.ref(consumer)
         self._broker = consumer._broker
         self.topics = topics
         self.pattern = pattern
@@ -59,9 +63,10 @@ class Membership:
             max_poll_interval=c._max_poll_interval, session_timeout=c._session_timeout)
         if self._finalizer is not None:
             self._finalizer.detach()
-        # A consumer dropped without close() leaves its group when collected.
-        self._finalizer = weakref.finalize(c, self._coordinator.leave, self.group_id,
-                                           self.member)
+        # A consumer dropped without close() leaves its group when collected; the
+        # finaliser only queues (it may run inside any lock, during a collection).
+        self._finalizer = weakref.finalize(self._owner(), self._coordinator.collected,
+                                           self.group_id, self.member)
         if self.member.owned:  # a static member taking over its slot keeps what it owned
             c._set_assignment(sorted(self.member.owned))
             self._call("on_partitions_assigned", sorted(self.member.owned))
@@ -77,7 +82,7 @@ class Membership:
     def subscribed_topics(self) -> set[str]:
         if self.pattern is None:
             return set(self.topics)
-        return {t for t in self._broker._topics if self.pattern.match(t)}
+        return matching_topics(self.topics, self.pattern, list(self._broker._topics))
 
     # -- the poll step --------------------------------------------------------------
 
@@ -88,6 +93,12 @@ class Membership:
             return
         coord, gid = self._coordinator, self.group_id
         coord.heartbeat(gid, self.member)
+        if self.member.evicted == FENCED:
+            raise FencedInstanceIdError(
+                f"consumer {self._consumer.client_id} was fenced: another consumer joined "
+                f"group {gid!r} with the same group_instance_id "
+                f"{self.member.instance_id!r}; give each live consumer its own id, and "
+                "close this one")
         if self.member.evicted is not None:
             lost = sorted(self.member.owned)
             self.member.owned.clear()
@@ -112,6 +123,8 @@ class Membership:
                 if moved:
                     self._revoke(moved, new_round=True)
             added = coord.take(gid, member, generation, target)
+            if member.evicted is not None:
+                return  # evicted during the listener: the next poll rejoins
             self._consumer._set_assignment(sorted(member.owned))
             self._call("on_partitions_assigned",
                        sorted(added) if cooperative else sorted(member.owned))
@@ -121,7 +134,7 @@ class Membership:
         if version == self._solo_version:
             return
         self._solo_version = version
-        topics = self._broker._topics
+        topics = dict(self._broker._topics)  # snapshot
         tps = [TopicPartition(t, p) for t in sorted(self.subscribed_topics())
                if t in topics for p in range(len(topics[t].partitions))]
         old = set(self._consumer._assignment)

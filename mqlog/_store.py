@@ -348,13 +348,22 @@ class WriteTxn(ReadTxn):
 
     def delete_time_index_below(self, topic_id: int, partition: int, offset: int) -> None:
         """Drop time-index entries pointing below ``offset`` (they form a prefix: the
-        index is ascending in both timestamp and offset)."""
+        index is ascending in both timestamp and offset).
+
+        The newest dropped entry is kept, re-pointed at ``offset``: kept batches may
+        hold records older than the next entry's timestamp, and lookups must still
+        start there.
+        """
         cur = self._txn.cursor(self._store._tindex)
         prefix = _PART.pack(topic_id, partition)
         ok = cur.set_range(prefix)
+        last_key = None
         while ok and cur.key()[:8] == prefix and _U64.unpack(cur.value())[0] < offset:
+            last_key = cur.key()
             cur.delete()
             ok = bool(cur.key())
+        if last_key is not None:
+            self._txn.put(last_key, _U64.pack(offset), db=self._store._tindex)
 
     def delete_group_offsets(self, group_id: int) -> None:
         cur = self._txn.cursor(self._store._offsets)

@@ -148,11 +148,15 @@ class Admin:
             IllegalStateError: the group has active members.
         """
         self._check()
-        if self._broker._coordinator.describe(group_id).members:
+        coord = self._broker._coordinator
+        if coord.describe(group_id).members:
             raise IllegalStateError(
                 f"group {group_id!r} has active members: stop its consumers before "
                 "altering its offsets")
-        self._broker.commit_offsets(group_id, offsets)
+        tps = [TopicPartition(*tp) for tp in offsets]
+        # Checked again inside the write, in case a member joined meanwhile.
+        self._broker.commit_offsets(
+            group_id, offsets, check=lambda: coord.check_commit(group_id, None, -1, tps))
 
     def delete_consumer_groups(self, group_ids: Iterable[str]) -> None:
         """Delete groups and their committed offsets (refused while members are active).

@@ -410,18 +410,14 @@ class Broker:
             raise InvalidPartitionsError(f"total={total!r} must be an int <= {_MAX_PARTITIONS}")
 
         def prepare(txn: Any) -> int:
-            grown = txn.scratch.setdefault("grown", {})
-            if self._topics.get(name) is not tlog or name in txn.scratch.get("deleted", ()):
-                raise UnknownTopicOrPartitionError(
-                    f"topic {name!r} was deleted meanwhile: create it again first")
-            current = grown.get(name, len(tlog.partitions))
+            doc = self._stored_topic(txn, tlog)
+            current = doc["partitions"]  # as this transaction sees it (earlier jobs too)
             if total <= current:
                 raise InvalidPartitionsError(
                     f"topic {name!r} has {current} partitions; the new total {total} must "
                     "be larger (partitions can only be added)")
-            txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(
-                {"name": name, "partitions": total, "config": dict(tlog.config)}))
-            grown[name] = total
+            doc["partitions"] = total
+            txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(doc))
             return current
 
         def apply(current: int) -> TopicInfo:
@@ -469,26 +465,35 @@ class Broker:
         tlog = self._topic(name)
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        merged = dict(tlog.config)
-        for key in [k for k, v in config.items() if v is None]:
-            merged.pop(key, None)
-        merged.update(validate_topic_config({k: v for k, v in config.items()
-                                             if v is not None}))
-        new = FrozenConfig(merged)
+        removed = [k for k, v in config.items() if v is None]
+        updates = validate_topic_config({k: v for k, v in config.items() if v is not None})
 
-        def prepare(txn: Any) -> None:
-            if self._topics.get(name) is not tlog:
-                raise UnknownTopicOrPartitionError(f"topic {name!r} was deleted meanwhile")
-            txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(
-                {"name": name, "partitions": len(tlog.partitions), "config": dict(new)}))
+        def prepare(txn: Any) -> FrozenConfig:
+            # Merge into the stored config, so concurrent alters and partition growth
+            # in the same transaction are not lost.
+            doc = self._stored_topic(txn, tlog)
+            merged = {k: v for k, v in doc["config"].items() if k not in removed}
+            merged.update(updates)
+            doc["config"] = merged
+            txn.put_meta(b"t" + _U32.pack(tlog.topic_id), _store.dumps_json(doc))
+            return FrozenConfig(merged)
 
-        def apply(_: None) -> TopicInfo:
+        def apply(new: FrozenConfig) -> TopicInfo:
             with self._lock:
                 tlog.set_config(new)
                 self._version += 1  # producers pick up max.message.bytes
             return tlog.info()
 
         return self._writer.run(prepare, apply, sync=True)
+
+    def _stored_topic(self, txn: Any, tlog: TopicLog) -> dict[str, Any]:
+        """The topic's metadata as ``txn`` sees it; refuses a topic deleted meanwhile."""
+        raw = txn.meta(b"t" + _U32.pack(tlog.topic_id))
+        if self._topics.get(tlog.name) is not tlog or raw is None or \
+                tlog.name in txn.scratch.get("deleted", ()):
+            raise UnknownTopicOrPartitionError(
+                f"topic {tlog.name!r} was deleted meanwhile: create it again first")
+        return _store.loads_json(raw)
 
     # -- retention, compaction, delete_records ------------------------------------
 
@@ -544,7 +549,7 @@ class Broker:
     def _group_id_in(self, txn: Any, group: str) -> int:
         """The u32 id of ``group``, allocated in ``txn`` if it is new."""
         gid = self._groups.get(group)
-        if gid is None:
+        if gid is None or group in txn.scratch.get("deleted_groups", ()):
             new = txn.scratch.setdefault("groups", {})
             gid = new.get(group)
             if gid is None:
@@ -601,7 +606,7 @@ class Broker:
             gid = self._group_id_in(txn, group)
             for tid, part, value in rows:
                 txn.put_offset(gid, tid, part, value)
-            return txn.scratch.get("groups", {})
+            return dict(txn.scratch.get("groups", {}))  # a copy: later jobs may change it
 
         return self._writer.submit(prepare, self._adopt_groups, sync=sync)
 
@@ -654,7 +659,9 @@ class Broker:
                 "deleting it")
 
         def prepare(txn: Any) -> int | None:
-            gid = self._groups.get(group)
+            gid = txn.scratch.get("groups", {}).get(group, self._groups.get(group))
+            txn.scratch.setdefault("deleted_groups", set()).add(group)
+            txn.scratch.get("groups", {}).pop(group, None)
             if gid is None:
                 return None
             txn.delete_group_offsets(gid)

@@ -235,7 +235,11 @@ def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: li
                 deleted += 1
                 freed += size
         txn.delete_time_index_below(plog.topic_id, plog.partition, index_below)
-        start = max(new_start, plog.log_start)
+        # The stored start may be ahead of memory: an earlier job in this same
+        # transaction moved it. Never move it back.
+        stored = txn.meta(key)
+        start = max(new_start, plog.log_start,
+                    struct.unpack(">Q", stored)[0] if stored else 0)
         txn.put_meta(key, struct.pack(">Q", start))
         return deleted, freed, start
 

@@ -177,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, sys.stdout)
         name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
         return COMMANDS[name](args, out)
+    except BrokenPipeError:  # e.g. `mqlog consume ... | head` (before OSError: a subclass)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except MqlogError as exc:
         print(f"mqlog: error: {exc}", file=sys.stderr)
         return 1
@@ -185,7 +189,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # e.g. `mqlog consume ... | head`
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0

@@ -280,8 +280,8 @@ class Consumer:
         """Commit positions of ``tps`` before they are revoked (auto-commit only)."""
         if not self._auto_commit:
             return
-        offsets = {tp: OffsetAndMetadata(pos, "", -1)
-                   for tp in tps if (pos := self._positions.get(tp)) is not None}
+        current = self._current_offsets()  # skips partitions of deleted topics
+        offsets = {tp: current[tp] for tp in tps if tp in current}
         if offsets:
             safe_auto_commit(self, offsets)
 
@@ -618,15 +618,15 @@ class Consumer:
                     raise StopIteration
                 first = False  # always look once, even with consumer_timeout_ms=0
                 step = max(step, 0.0)
-                saved = dict(self._positions)
                 result = self._poll(step, self._max_poll_records)
                 if result is None:
                     raise StopIteration  # wakeup()
                 if not result:
                     continue  # the loop condition ends it once the deadline passed
-                # Positions move only as records are handed out (below).
-                for tp in result:
-                    self._positions[tp] = saved.get(tp, self._positions[tp])
+                # Positions move only as records are handed out (below): back to the
+                # first record of this chunk (nothing before it is left to return).
+                for tp, recs in result.items():
+                    self._positions[tp] = recs[0].offset
                 for recs in result.values():
                     buf.extend(recs)
         record = buf.popleft()

@@ -21,6 +21,7 @@ __all__ = [
     "CommitFailedError",
     "CorruptStoreError",
     "DiskFullError",
+    "FencedInstanceIdError",
     "FormatVersionError",
     "IllegalStateError",
     "InconsistentGroupProtocolError",
@@ -121,6 +122,10 @@ class CommitFailedError(MqlogError):
 
 class InconsistentGroupProtocolError(MqlogError, ValueError):
     """The members of a group share no ``partition_assignment_strategy``."""
+
+
+class FencedInstanceIdError(MqlogError):
+    """Another consumer joined the group with this consumer's ``group_instance_id``."""
 
 
 class ProducerFencedError(MqlogError):

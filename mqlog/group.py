@@ -41,8 +41,10 @@ waiting, or writing to the store.
 
 from __future__ import annotations
 
+import collections
 import enum
 import itertools
+import logging
 import re
 import threading
 import time
@@ -66,6 +68,19 @@ __all__ = [
 ]
 
 _monotonic = time.monotonic
+log = logging.getLogger("mqlog.group")
+
+# Member.evicted value of a static member whose slot a newer consumer took over.
+FENCED = "a newer consumer with the same group_instance_id took its place"
+
+
+def matching_topics(topics: frozenset[str], pattern: re.Pattern | None,
+                    names: list[str]) -> set[str]:
+    """The existing topics a subscription covers (a pattern matches with ``re.match``,
+    as kafka-python does)."""
+    if pattern is not None:
+        return {t for t in names if pattern.match(t)}
+    return {t for t in topics if t in names}
 
 
 class GroupState(enum.Enum):
@@ -122,7 +137,7 @@ class Member:
     __slots__ = ("member_id", "instance_id", "client_id", "topics", "pattern",
                  "assignors", "joined_round", "generation", "owned", "last_poll",
                  "max_poll_interval", "session_timeout", "departed_at", "evicted",
-                 "__weakref__")
+                 "fenced_by", "__weakref__")
 
     def __init__(self, member_id: str, instance_id: str | None, client_id: str,
                  topics: frozenset[str], pattern: re.Pattern | None,
@@ -142,6 +157,7 @@ class Member:
         self.session_timeout = session_timeout
         self.departed_at: float | None = None  # a closed static member, kept for a while
         self.evicted: str | None = None  # why the coordinator removed this member
+        self.fenced_by: str | None = None  # the static id of the consumer that took over
 
     def __repr__(self) -> str:
         return f"Member({self.member_id!r}, gen={self.generation}, owned={len(self.owned)})"
@@ -173,6 +189,10 @@ class GroupCoordinator:
         self._lock = threading.RLock()  # guards _groups and every _Group and Member
         self._groups: dict[str, _Group] = {}
         self._ids = itertools.count(1)
+        # Members of consumers collected without close(), queued by their finaliser
+        # (which may run inside any lock during a garbage collection, so it only
+        # appends here) and removed at the next coordinator call.
+        self._collected: collections.deque[tuple[str, Member]] = collections.deque()
 
     # -- helpers (lock held) ------------------------------------------------------
 
@@ -182,17 +202,17 @@ class GroupCoordinator:
             g = self._groups[group_id] = _Group(group_id)
         return g
 
-    def _topics_of(self, m: Member) -> set[str]:
-        names = self._broker._topics.keys()
-        if m.pattern is not None:
-            return {t for t in names if m.pattern.fullmatch(t)}
-        return {t for t in m.topics if t in names}
+    def _topics_of(self, m: Member, names: list[str] | None = None) -> set[str]:
+        if names is None:
+            names = list(self._broker._topics)  # a C-level snapshot: safe to iterate
+        return matching_topics(m.topics, m.pattern, names)
 
     def _subscribed(self, g: _Group) -> dict[str, int]:
-        topics = self._broker._topics
+        topics = dict(self._broker._topics)  # snapshot
+        names = list(topics)
         wanted: set[str] = set()
-        for m in g.members.values():
-            wanted |= self._topics_of(m)
+        for m in list(g.members.values()):
+            wanted |= self._topics_of(m, names)
         return {t: len(topics[t].partitions) for t in sorted(wanted)}
 
     def _start_round(self, g: _Group) -> None:
@@ -248,13 +268,29 @@ class GroupCoordinator:
             frozenset(self._topics_of(m)), tuple(sorted(m.owned)))
             for m in g.members.values()}
         assert g.protocol is not None
-        target = g.protocol.assign(subs, g.subscribed)
+        try:
+            target = g.protocol.assign(subs, g.subscribed)
+        except Exception:
+            # A broken (custom) assignor must not wedge the group or break the member
+            # whose poll got here: stay in PreparingRebalance, retry on the next poll.
+            log.exception("assignor %r failed for group %r", g.protocol.name, g.group_id)
+            g.state = GroupState.PREPARING_REBALANCE
+            return
         for m in g.members.values():
             target.setdefault(m.member_id, [])
         g.target = {k: sorted(v) for k, v in target.items()}
         g.generation += 1
         g.state = GroupState.STABLE
         self._broker._notify_data()
+
+    def collected(self, group_id: str, member: Member) -> None:
+        """Finaliser of a consumer dropped without close(): lock-free, queue only."""
+        self._collected.append((group_id, member))
+
+    def _leave_collected(self) -> None:
+        while self._collected:
+            group_id, member = self._collected.popleft()
+            self._leave(group_id, member)
 
     # -- membership (called by consumers) -----------------------------------------
 
@@ -264,6 +300,7 @@ class GroupCoordinator:
              session_timeout: float) -> Member:
         """Add a member to ``group_id`` (or take over a static member's slot)."""
         with self._lock:
+            self._leave_collected()
             g = self._group(group_id)
             if instance_id is not None:
                 for old in list(g.members.values()):
@@ -278,8 +315,8 @@ class GroupCoordinator:
                         for tp in m.owned:
                             g.owners[tp] = m.member_id
                         del g.members[old.member_id]
-                        old.evicted = (f"a newer consumer with group_instance_id "
-                                       f"{instance_id!r} took its place")
+                        old.evicted = FENCED
+                        old.fenced_by = instance_id
                         g.members[m.member_id] = m
                         if old.member_id in g.target:
                             g.target[m.member_id] = g.target.pop(old.member_id)
@@ -298,8 +335,12 @@ class GroupCoordinator:
             return m
 
     def leave(self, group_id: str, member: Member) -> None:
-        """Remove a member (close, unsubscribe, garbage collection); static members
-        keep their slot for ``session_timeout_ms``."""
+        """Remove a member (close, unsubscribe); static members keep their slot for
+        ``session_timeout_ms``."""
+        with self._lock:
+            self._leave(group_id, member)
+
+    def _leave(self, group_id: str, member: Member) -> None:
         with self._lock:
             g = self._groups.get(group_id)
             if g is None or g.members.get(member.member_id) is not member:
@@ -330,6 +371,7 @@ class GroupCoordinator:
     def heartbeat(self, group_id: str, member: Member) -> None:
         """Record that ``member`` polled; evict members that stopped polling."""
         with self._lock:
+            self._leave_collected()
             member.last_poll = now = self._clock()
             g = self._groups.get(group_id)
             if g is not None:
@@ -383,7 +425,9 @@ class GroupCoordinator:
              target: list[TopicPartition]) -> list[TopicPartition]:
         """Sync to ``generation``: take the target partitions nobody owns; return them."""
         with self._lock:
-            g = self._groups[group_id]
+            g = self._groups.get(group_id)
+            if g is None or g.members.get(member.member_id) is not member:
+                return []  # evicted meanwhile (e.g. during its listener): take nothing
             added = []
             for tp in target:
                 owner = g.owners.get(tp)
@@ -448,7 +492,10 @@ class GroupCoordinator:
     def mark_dead(self, group_id: str) -> bool:
         """Forget an empty group (it is being deleted); False if it has members."""
         with self._lock:
+            self._leave_collected()
             g = self._groups.get(group_id)
+            if g is not None:
+                self._expire(g, self._clock())
             if g is not None and g.members:
                 return False
             if g is not None:
@@ -460,7 +507,10 @@ class GroupCoordinator:
 
     def describe(self, group_id: str) -> GroupDescription:
         with self._lock:
+            self._leave_collected()
             g = self._groups.get(group_id)
+            if g is not None:
+                self._expire(g, self._clock())
             if g is None:
                 return GroupDescription(group_id, GroupState.EMPTY.value, "", 0, ())
             members = tuple(MemberDescription(m.member_id, m.instance_id, m.client_id,
@@ -473,6 +523,10 @@ class GroupCoordinator:
     def active_groups(self) -> dict[str, str]:
         """Group id -> state name, for every group this coordinator has seen."""
         with self._lock:
+            self._leave_collected()
+            now = self._clock()
+            for g in self._groups.values():
+                self._expire(g, now)
             return {gid: g.state.value for gid, g in self._groups.items()}
 
     def _check(self) -> None:

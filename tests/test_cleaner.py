@@ -256,3 +256,78 @@ def test_compacted_topic_refuses_keyless_records(broker):
         p.send_batch("t", [b"a", b"b"], keys=[b"k", None])
     assert p.send("t", b"v", key=b"k").get(10).offset == 0
     assert len(broker.messages("t")) == 1
+
+
+def test_two_delete_records_in_one_transaction_keep_the_larger_start(data_dir):
+    import threading
+
+    with mqlog.open(data_dir) as broker:
+        with broker.producer() as p:
+            p.send_batch("t", [b"x"] * 200, partition=0).get(10)
+        with broker._writer.paused():
+            threads = [threading.Thread(target=broker.delete_records, args=(TP0, n))
+                       for n in (150, 50)]
+            for t in threads:
+                t.start()
+            while len(broker._writer._jobs) < 2:
+                threads[0].join(0.01)
+        for t in threads:
+            t.join(10)
+        start = broker._topics["t"].partitions[0].log_start
+        assert start == 150
+    with mqlog.open(data_dir) as broker:
+        assert broker._topics["t"].partitions[0].log_start == 150
+        assert broker.messages("t")[0].offset == 150
+
+
+def test_time_index_still_finds_older_records_after_retention(broker):
+    broker.create_topic("t", config={"retention.bytes": 10, "retention.ms": -1})
+    produce(broker, "t", [(None, b"a", 1000), (None, b"b", 500), (None, b"c", 2000)])
+    broker.delete_records(TP0, 1)
+    c = broker.consumer()
+    found = c.offsets_for_times({TP0: 400})[TP0]
+    assert (found.offset, found.timestamp) == (1, 500)
+
+
+def test_concurrent_alters_and_growth_are_all_kept(data_dir):
+    import threading
+
+    with mqlog.open(data_dir) as broker:
+        broker.create_topic("t", partitions=2)
+        admin = broker.admin()
+        with broker._writer.paused():
+            jobs = [threading.Thread(target=admin.alter_topic_config,
+                                     args=("t", {"retention.ms": 5000})),
+                    threading.Thread(target=admin.alter_topic_config,
+                                     args=("t", {"cleanup.policy": "compact"})),
+                    threading.Thread(target=broker.create_partitions, args=("t", 4))]
+            for i, t in enumerate(jobs):
+                t.start()
+                while len(broker._writer._jobs) < i + 1:
+                    t.join(0.01)
+        for t in jobs:
+            t.join(10)
+        expected = {"retention.ms": 5000, "cleanup.policy": "compact"}
+        assert broker.topics()["t"].config == expected
+    with mqlog.open(data_dir) as broker:
+        info = broker.topics()["t"]
+        assert info.partitions == 4 and info.config == expected
+
+
+def test_group_deleted_and_committed_in_one_transaction(broker):
+    import threading
+
+    broker.create_topic("t")
+    broker.commit_offsets("g", {TP0: 3})
+    with broker._writer.paused():
+        d = threading.Thread(target=broker.delete_group, args=("g",))
+        d.start()
+        while len(broker._writer._jobs) < 1:
+            d.join(0.01)
+        c = threading.Thread(target=broker.commit_offsets, args=("g", {TP0: 7}))
+        c.start()
+        while len(broker._writer._jobs) < 2:
+            c.join(0.01)
+    d.join(10)
+    c.join(10)
+    assert broker.committed_offset("g", TP0).offset == 7  # the later commit survives

@@ -208,3 +208,25 @@ def test_produce_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     assert "3 records" in err.getvalue() and "/s" in err.getvalue()
     with mqlog.open(str(tmp_path / "d")) as b:
         assert [r.value for r in b.messages("t")] == [b"a", b"b", b"c"]
+
+
+def test_cli_edge_cases_from_review(tmp_path):
+    d = str(tmp_path / "store")
+    mq("produce", "t", data=d, stdin="a\nb\n")
+    mq("consume", "t", "--group", "g", data=d)
+    out = mq("groups", "reset-offsets", "g", "--topic", "t", "--to-offset", "0",
+             "--execute", data=d).stdout
+    assert out.splitlines()[1].split() == ["g", "t", "0", "0"]
+    proc = mq("dump", "t", "--partition", "-1", data=d, check=False)
+    assert proc.returncode == 1 and "partition -1 does not exist" in proc.stderr
+    typo = str(tmp_path / "typo")
+    proc = mq("groups", "delete", "g", data=typo, check=False)
+    assert proc.returncode == 1 and "no mqlog store" in proc.stderr
+    assert not os.path.exists(typo)  # nothing was created at a mistyped path
+    many = "".join(f"{i}\n" for i in range(20000))
+    mq("produce", "big", data=d, stdin=many)
+    env = child_env()
+    env["MQLOG_DATA"] = d
+    pipe = subprocess.run(f"{sys.executable} -m mqlog consume big | head -1", shell=True,
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert pipe.stdout.strip() == "0" and "Broken pipe" not in pipe.stderr

@@ -406,3 +406,103 @@ def test_stalled_member_mid_batch_loses_nothing(broker):
     clock.advance(2)  # the stalled member never polls again
     got = settle(taker)[taker]
     assert [r.offset for r in got] == list(range(2, 10))
+
+
+def test_member_evicted_inside_its_revoke_listener_takes_nothing(broker):
+    """(review) A cooperative member evicted while its listener runs must not take
+    partitions afterwards, or they would be owned by a non-member forever."""
+    clock = FakeClock()
+    broker._coordinator._clock = clock
+    broker.create_topic("t", partitions=4)
+    cs = ["cooperative-sticky"]
+    other = {}
+
+    class EvictMeDuringRevoke(ConsumerRebalanceListener):
+        armed = False
+
+        def on_partitions_revoked(self, revoked):
+            if self.armed:
+                self.armed = False
+                clock.advance(5)  # longer than max_poll_interval_ms
+                other["b"].poll(timeout_ms=0)  # b's heartbeat evicts a
+
+    listener = EvictMeDuringRevoke()
+    a = broker.consumer(group_id="g", partition_assignment_strategy=cs,
+                        max_poll_interval_ms=1000)
+    a.subscribe(["t"], listener=listener)
+    settle(a)
+    other["b"] = member(broker, "t", partition_assignment_strategy=cs,
+                        max_poll_interval_ms=60_000)
+    listener.armed = True
+    settle(a, other["b"])
+    broker._check()
+    coord = broker._coordinator._groups["g"]
+    assert all(owner in coord.members for owner in coord.owners.values())
+    assert len(a.assignment()) + len(other["b"].assignment()) == 4
+
+
+def test_pattern_matches_like_kafka_python_everywhere(broker):
+    broker.create_topic("orders-eu")
+    c = broker.consumer(group_id="g")
+    c.subscribe(pattern="orders")  # re.match: a prefix, as kafka-python matches
+    settle(c)
+    assert c.subscription() == {"orders-eu"} and c.assignment() == {TP("orders-eu", 0)}
+
+
+def test_iteration_commits_nothing_not_handed_out(broker):
+    broker.create_topic("t", partitions=2)
+    produce(broker, "t", 20, 2)
+    c = member(broker, "t", enable_auto_commit=False, consumer_timeout_ms=100)
+    first = next(iter(c))
+    c.commit()
+    c.close(autocommit=False)
+    committed = {p: broker.committed_offset("g", TP("t", p)) for p in range(2)}
+    assert committed[first.partition].offset == first.offset + 1
+    other = 1 - first.partition
+    assert committed[other] is None or committed[other].offset == 0
+
+
+def test_broken_assignor_does_not_wedge_the_group(broker):
+    broker.create_topic("t", partitions=2)
+    calls = []
+
+    class Flaky:
+        name = "flaky"
+
+        @staticmethod
+        def assign(members, partitions):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("first call fails")
+            return mqlog.assignors.range_assign(members, partitions)
+
+    c = member(broker, "t", partition_assignment_strategy=[Flaky()])
+    settle(c)
+    assert c.assignment() == {TP("t", 0), TP("t", 1)} and len(calls) >= 2
+
+
+def test_second_live_consumer_with_same_static_id_fences_the_first(broker):
+    from mqlog.errors import FencedInstanceIdError
+
+    broker.create_topic("t", partitions=2)
+    first = member(broker, "t", group_instance_id="w1")
+    settle(first)
+    second = member(broker, "t", group_instance_id="w1")
+    settle(second)
+    with pytest.raises(FencedInstanceIdError, match="same group_instance_id 'w1'"):
+        first.poll(timeout_ms=0)
+    assert second.assignment() == {TP("t", 0), TP("t", 1)}
+
+
+def test_closed_static_member_expires_without_other_members(broker):
+    clock = FakeClock()
+    broker._coordinator._clock = clock
+    broker.create_topic("t")
+    s = member(broker, "t", group_instance_id="w1", session_timeout_ms=1000)
+    settle(s)
+    s.close()
+    admin = broker.admin()
+    with pytest.raises(IllegalStateError):
+        admin.delete_consumer_groups(["g"])  # the slot is kept for a successor
+    clock.advance(2)
+    admin.delete_consumer_groups(["g"])  # session expired: the group is empty
