@@ -52,3 +52,29 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def in_one_transaction(broker, *calls) -> list:
+    """Run ``calls`` (zero-argument callables that each submit one writer job) so that
+    their jobs land in the same write transaction: the writer is held until every job
+    is queued, in the order given. Returns each call's result or raised exception."""
+    results: list = [None] * len(calls)
+
+    def run(i, fn):
+        try:
+            results[i] = fn()
+        except BaseException as exc:  # handed to the test
+            results[i] = exc
+
+    threads = []
+    with broker._writer.paused():
+        for i, fn in enumerate(calls):
+            t = threading.Thread(target=run, args=(i, fn), daemon=True)
+            t.start()
+            threads.append(t)
+            while len(broker._writer._jobs) < i + 1:  # queued before the next one starts
+                t.join(0.01)
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    return results

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from helpers import in_one_transaction
 
 import mqlog
 from mqlog import TopicPartition
@@ -203,27 +204,11 @@ def test_num_partitions_default(data_dir):
 
 
 def test_create_partitions_twice_in_one_writer_cycle(data_dir):
-    import threading
-
     with mqlog.open(data_dir) as b:
         b.create_topic("t", partitions=2)
-        results = {}
-
-        def grow(total):
-            try:
-                results[total] = b.create_partitions("t", total).partitions
-            except InvalidPartitionsError as exc:
-                results[total] = exc
-
-        with b._writer.paused():  # both jobs land in one transaction
-            threads = [threading.Thread(target=grow, args=(n,)) for n in (4, 6)]
-            for t in threads:
-                t.start()
-            while len(b._writer._jobs) < 2:
-                threads[0].join(0.01)
-        for t in threads:
-            t.join(10)
-        assert results == {4: 4, 6: 6}
+        grown = in_one_transaction(b, lambda: b.create_partitions("t", 4),
+                                   lambda: b.create_partitions("t", 6))
+        assert [info.partitions for info in grown] == [4, 6]
         assert b.topics()["t"].partitions == 6
         assert [p.partition for p in b._topics["t"].partitions] == list(range(6))
     with mqlog.open(data_dir) as b:
@@ -231,30 +216,12 @@ def test_create_partitions_twice_in_one_writer_cycle(data_dir):
 
 
 def test_create_partitions_racing_delete_does_not_resurrect(data_dir):
-    import threading
-
     with mqlog.open(data_dir) as b:
         b.create_topic("t")
-        errors = []
-        with b._writer.paused():
-            t1 = threading.Thread(target=b.delete_topic, args=("t",))
-            t1.start()
-            while len(b._writer._jobs) < 1:
-                t1.join(0.01)
-
-            def grow():
-                try:
-                    b.create_partitions("t", 3)
-                except UnknownTopicOrPartitionError as exc:
-                    errors.append(exc)
-
-            t2 = threading.Thread(target=grow)
-            t2.start()
-            while len(b._writer._jobs) < 2:
-                t2.join(0.01)
-        t1.join(10)
-        t2.join(10)
-        assert errors and "deleted meanwhile" in str(errors[0])
+        _, error = in_one_transaction(b, lambda: b.delete_topic("t"),
+                                      lambda: b.create_partitions("t", 3))
+        assert isinstance(error, UnknownTopicOrPartitionError)
+        assert "deleted meanwhile" in str(error)
     with mqlog.open(data_dir) as b:
         assert b.topics() == {}
 

@@ -4,6 +4,7 @@ import os
 import time
 
 import pytest
+from helpers import in_one_transaction
 
 import mqlog
 from mqlog import TopicPartition, batch
@@ -259,22 +260,12 @@ def test_compacted_topic_refuses_keyless_records(broker):
 
 
 def test_two_delete_records_in_one_transaction_keep_the_larger_start(data_dir):
-    import threading
-
     with mqlog.open(data_dir) as broker:
         with broker.producer() as p:
             p.send_batch("t", [b"x"] * 200, partition=0).get(10)
-        with broker._writer.paused():
-            threads = [threading.Thread(target=broker.delete_records, args=(TP0, n))
-                       for n in (150, 50)]
-            for t in threads:
-                t.start()
-            while len(broker._writer._jobs) < 2:
-                threads[0].join(0.01)
-        for t in threads:
-            t.join(10)
-        start = broker._topics["t"].partitions[0].log_start
-        assert start == 150
+        in_one_transaction(broker, lambda: broker.delete_records(TP0, 150),
+                           lambda: broker.delete_records(TP0, 50))
+        assert broker._topics["t"].partitions[0].log_start == 150
     with mqlog.open(data_dir) as broker:
         assert broker._topics["t"].partitions[0].log_start == 150
         assert broker.messages("t")[0].offset == 150
@@ -290,23 +281,13 @@ def test_time_index_still_finds_older_records_after_retention(broker):
 
 
 def test_concurrent_alters_and_growth_are_all_kept(data_dir):
-    import threading
-
     with mqlog.open(data_dir) as broker:
         broker.create_topic("t", partitions=2)
         admin = broker.admin()
-        with broker._writer.paused():
-            jobs = [threading.Thread(target=admin.alter_topic_config,
-                                     args=("t", {"retention.ms": 5000})),
-                    threading.Thread(target=admin.alter_topic_config,
-                                     args=("t", {"cleanup.policy": "compact"})),
-                    threading.Thread(target=broker.create_partitions, args=("t", 4))]
-            for i, t in enumerate(jobs):
-                t.start()
-                while len(broker._writer._jobs) < i + 1:
-                    t.join(0.01)
-        for t in jobs:
-            t.join(10)
+        in_one_transaction(broker,
+                           lambda: admin.alter_topic_config("t", {"retention.ms": 5000}),
+                           lambda: admin.alter_topic_config("t", {"cleanup.policy": "compact"}),
+                           lambda: broker.create_partitions("t", 4))
         expected = {"retention.ms": 5000, "cleanup.policy": "compact"}
         assert broker.topics()["t"].config == expected
     with mqlog.open(data_dir) as broker:
@@ -315,19 +296,8 @@ def test_concurrent_alters_and_growth_are_all_kept(data_dir):
 
 
 def test_group_deleted_and_committed_in_one_transaction(broker):
-    import threading
-
     broker.create_topic("t")
     broker.commit_offsets("g", {TP0: 3})
-    with broker._writer.paused():
-        d = threading.Thread(target=broker.delete_group, args=("g",))
-        d.start()
-        while len(broker._writer._jobs) < 1:
-            d.join(0.01)
-        c = threading.Thread(target=broker.commit_offsets, args=("g", {TP0: 7}))
-        c.start()
-        while len(broker._writer._jobs) < 2:
-            c.join(0.01)
-    d.join(10)
-    c.join(10)
+    in_one_transaction(broker, lambda: broker.delete_group("g"),
+                       lambda: broker.commit_offsets("g", {TP0: 7}))
     assert broker.committed_offset("g", TP0).offset == 7  # the later commit survives
