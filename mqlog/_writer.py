@@ -98,6 +98,9 @@ class LogWriter:
         self._paused = False  # set by paused(): no cycle starts while it holds (_cond)
         self.fail_next_commit: BaseException | None = None  # raised by the next commit
         self.fail_next_sync: BaseException | None = None  # raised by the next flush
+        # Called with a point name ("before_commit", "after_commit", "before_sync",
+        # "after_sync") as producer batches are written: crash tests kill there.
+        self.on_point: Callable[[str], None] | None = None
         self.commits = 0  # statistics: write transactions committed
         self.flushes = 0  # statistics: fsyncs done
         self._thread = threading.Thread(target=self._loop, name="mqlog-writer", daemon=True)
@@ -319,7 +322,11 @@ class LogWriter:
             return
         sync_error = None
         try:
+            if self.on_point is not None:
+                self.on_point("before_sync")
             self._sync()
+            if self.on_point is not None:
+                self.on_point("after_sync")
         except MqlogError as exc:
             sync_error = exc
         for b, base in need_flush:
@@ -347,9 +354,13 @@ class LogWriter:
             return ends, max_ts, bases
 
         try:
+            if self.on_point is not None:
+                self.on_point("before_commit")
             self._maybe_fail()
             ends, max_ts, bases = self._store.write(write_all)
             self.commits += 1
+            if self.on_point is not None:
+                self.on_point("after_commit")  # committed, nothing acknowledged yet
         except BaseException as exc:
             for b, *_ in chunk:
                 b._fail(exc)
