@@ -355,8 +355,9 @@ class DecodedBatch:
             )
         if verify and crc32c(data[_CRC_START:]) != crc:
             raise CorruptStoreError(
-                f"batch at offset {base} fails its CRC-32C check: the store is damaged; "
-                "run `mqlog check` and restore from a copy"
+                f"batch at offset {base} (offsets {base}..{base + last_delta}) fails its "
+                "CRC-32C check: the store is damaged; run `mqlog check` and restore from "
+                "a copy"
             )
         self.base_offset = base
         self.last_offset = base + last_delta

@@ -142,6 +142,14 @@ def load_partition(txn: Any, topic: str, topic_id: int, partition: int) -> Parti
                         -1 if max_ts is None else max_ts)
 
 
+def _decode_in(plog: PartitionLog, raw: bytes) -> DecodedBatch:
+    """Decode a batch of ``plog``; damage is reported with the topic and partition."""
+    try:
+        return decode(raw)
+    except CorruptStoreError as exc:
+        raise CorruptStoreError(f"{plog.topic}[{plog.partition}]: {exc}") from None
+
+
 def fetch(
     txn: Any,
     plog: PartitionLog,
@@ -180,7 +188,7 @@ def fetch(
     for base, raw in txn.batches(plog.topic_id, plog.partition, position):
         if base >= end:
             break  # written by a transaction newer than the end offset we trust
-        batch = decode(raw)
+        batch = _decode_in(plog, raw)
         if batch.last_offset < position:
             continue
         i = batch.index_of(position)
@@ -209,7 +217,7 @@ def offset_for_time(txn: Any, plog: PartitionLog, timestamp: int) -> tuple[int, 
     for b, raw in txn.batches(plog.topic_id, plog.partition, max(base, plog.log_start)):
         if b >= plog.end_offset:
             break
-        batch = decode(raw)
+        batch = _decode_in(plog, raw)
         for i, off in enumerate(batch.offsets):
             if off < plog.log_start:
                 continue
