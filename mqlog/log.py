@@ -69,6 +69,10 @@ class PartitionLog:
                     batch = decode(raw)
                 except CorruptStoreError as exc:
                     problems.append(f"{name}: {exc}")
+                    try:  # keep following the offsets past the damaged batch
+                        prev_end = base + header_fields(raw)[4] + 1
+                    except CorruptStoreError:
+                        pass
                     continue
                 if batch.base_offset != base:
                     problems.append(f"{name}: batch stored at {base} says base "
