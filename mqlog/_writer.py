@@ -30,7 +30,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable
 
 from .batch import with_base_offset
-from .errors import ClosedError, KafkaTimeoutError, MqlogError, UnknownTopicOrPartitionError
+from .errors import (
+    ClosedError,
+    DiskFullError,
+    KafkaTimeoutError,
+    MqlogError,
+    UnknownTopicOrPartitionError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
@@ -98,6 +104,11 @@ class LogWriter:
         self._paused = False  # set by paused(): no cycle starts while it holds (_cond)
         self.fail_next_commit: BaseException | None = None  # raised by the next commit
         self.fail_next_sync: BaseException | None = None  # raised by the next flush
+        # Fail the Nth commit / flush attempt (counted from 1) with DiskFullError.
+        self.fail_commit_at: int | None = None
+        self.fail_sync_at: int | None = None
+        self.commit_attempts = 0
+        self.sync_attempts = 0
         # Called with a point name ("before_commit", "after_commit", "before_sync",
         # "after_sync") as producer batches are written: crash tests kill there.
         self.on_point: Callable[[str], None] | None = None
@@ -171,16 +182,22 @@ class LogWriter:
                 self._cond.notify_all()
 
     def _maybe_fail(self) -> None:
+        self.commit_attempts += 1
         exc = self.fail_next_commit
         if exc is not None:
             self.fail_next_commit = None
             raise exc
+        if self.fail_commit_at == self.commit_attempts:
+            raise DiskFullError(f"commit {self.commit_attempts} failed (injected)")
 
     def _sync(self) -> None:
+        self.sync_attempts += 1
         exc = self.fail_next_sync
         if exc is not None:
             self.fail_next_sync = None
             raise exc
+        if self.fail_sync_at == self.sync_attempts:
+            raise DiskFullError(f"flush {self.sync_attempts} failed (injected)")
         self._store.sync()
         self.flushes += 1
 
