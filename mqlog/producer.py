@@ -380,8 +380,13 @@ class Producer:
                         p = self._pick_partition(route, key, None)
             else:
                 p = self._pick_partition(route, key, partition)
-            if self._lock_route(route):
+            # Inlined _lock_route (the hot path): lock only a route still current.
+            self._acquire()
+            if not route.dead and not self._closed:
                 break  # holding the lock
+            self._release_lock()
+            if self._closed:
+                raise ClosedError(self._closed)
         try:
             opened = route.open
             b = opened[p if p >= 0 else route.sticky]
