@@ -136,6 +136,20 @@ def check_data_file(path: str) -> None:
         )
 
 
+def _refuse_symlinks(path: str) -> None:
+    """Refuse store files that are symbolic links (they could point anywhere).
+
+    Raises:
+        CorruptStoreError: naming the link.
+    """
+    for name in ("data.mdb", "lock.mdb", LOCK_FILE):
+        full = os.path.join(path, name)
+        if os.path.islink(full):
+            raise CorruptStoreError(
+                f"{full} is a symbolic link (to {os.readlink(full)!r}); mqlog refuses "
+                "linked store files: replace it with the real file")
+
+
 class _DirectoryLock:
     """An exclusive OS lock (``flock``) on ``DIR/mqlog.lock`` holding the owner's pid."""
 
@@ -431,9 +445,11 @@ class Store:
                 )
         else:
             os.makedirs(path, mode=0o700, exist_ok=True)
+            _refuse_symlinks(path)  # before the lock file is opened through a link
             self._lock = _DirectoryLock(path)
             self._lock.acquire()
         try:
+            _refuse_symlinks(path)
             check_data_file(path)
             self._env = lmdb.open(
                 # Readonly: map what the owner set (LMDB takes the larger of this and
