@@ -424,7 +424,7 @@ class Store:
     """
 
     def __init__(self, path: str, *, readonly: bool = False, map_size: int | None = None,
-                 sync: bool = False) -> None:
+                 sync: bool = False, max_readers: int = 510) -> None:
         self.path = path
         self.readonly = readonly
         self._lock: _DirectoryLock | None = None
@@ -457,7 +457,7 @@ class Store:
                 path, map_size=(map_size or _DEFAULT_MAP_SIZE) if not readonly else 1 << 20,
                 subdir=True,
                 readonly=readonly, max_dbs=8, mode=0o600, sync=sync, metasync=sync,
-                readahead=False, max_readers=510, lock=True,
+                readahead=False, max_readers=max_readers, lock=True,
             )
             self._env.reader_check()  # clear slots left by dead reader processes
             if not readonly and map_size and self._env.info()["map_size"] < map_size:
@@ -529,6 +529,10 @@ class Store:
                 self._exit_reader()
                 self._resize(0)
                 self._enter_reader()
+                txn = self._env.begin(buffers=buffers)
+            except lmdb.ReadersFullError:
+                # Slots held by dead processes fill the table: clear them and retry.
+                self._env.reader_check()
                 txn = self._env.begin(buffers=buffers)
             try:
                 yield ReadTxn(txn, self)
