@@ -14,7 +14,6 @@ import pytest
 from checker import report
 
 import mqlog
-from mqlog import TopicPartition
 from mqlog.errors import CommitFailedError
 
 PARTITIONS = 6
