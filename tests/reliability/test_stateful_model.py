@@ -193,6 +193,6 @@ class GroupModel(RuleBasedStateMachine):
             assert off <= len(self.log[p])
 
 
-GroupModel.TestCase.settings = settings(max_examples=30, stateful_step_count=30,
+GroupModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30,
                                         deadline=None)
 test_group_model = GroupModel.TestCase
