@@ -1,13 +1,14 @@
-"""Security: private files under any umask, symlinked store files refused, no pickle,
-topic names never reach the file system, one writer.
-
-(Running a child as another user is not possible here: the interpreter lives under
-/root, unreadable to other users. The modes come from explicit ``mode`` arguments, not
-from running as root, and the umask cases cover them.)"""
+"""Security: private files under any umask and as a non-root user, symlinked store
+files refused, no pickle, topic names never reach the file system, one writer."""
 
 import ast
 import os
 import pathlib
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
 
 import pytest
 from checker import report
@@ -33,6 +34,58 @@ def test_private_modes_under_any_umask(tmp_path, umask):
     path = str(tmp_path / "store")
     out = run_python(MODES, path, umask).stdout.split()
     assert out[0] == "0o700" and set(out[1:]) == {"0o600"}, out
+
+
+def _system_python() -> str | None:
+    """A system interpreter of this Python version that any user can run (this one may
+    live under /root, which other users cannot read)."""
+    candidate = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    return candidate if os.access(candidate, os.X_OK) else None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_private_modes_as_a_non_root_user():
+    python = _system_python()
+    if python is None:
+        pytest.skip("no system interpreter of this version for another user to run")
+    site = os.path.dirname(os.path.dirname(lmdb_file()))
+    for needed in (REPO, site):
+        if not _others_can_read(needed):
+            pytest.skip(f"{needed} is not readable by other users in this checkout")
+    base = tempfile.mkdtemp(prefix="mqlog-nobody-", dir="/tmp")
+    try:
+        os.chmod(base, 0o777)
+        path = os.path.join(base, "store")
+
+        def become_nobody():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+
+        proc = subprocess.run([python, "-c", MODES, path, "000"], capture_output=True,
+                              text=True, timeout=60, preexec_fn=become_nobody,
+                              env={"PYTHONPATH": os.pathsep.join([REPO, site])})
+        assert proc.returncode == 0, proc.stderr[-1500:]
+        out = proc.stdout.split()
+        assert out[0] == "0o700" and set(out[1:]) == {"0o600"}, out
+        assert os.stat(os.path.join(path, "data.mdb")).st_uid == 65534
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _others_can_read(path: str) -> bool:
+    """Every directory on the way is searchable, and the last one readable, by others."""
+    path = os.path.realpath(path)
+    parts = pathlib.Path(path).parents
+    if not all(os.stat(p).st_mode & stat.S_IXOTH for p in parts):
+        return False
+    return bool(os.stat(path).st_mode & stat.S_IROTH and os.stat(path).st_mode & stat.S_IXOTH)
+
+
+def lmdb_file() -> str:
+    import lmdb
+
+    return lmdb.__file__
 
 
 @pytest.mark.parametrize("name", ["data.mdb", "lock.mdb", "mqlog.lock"])
