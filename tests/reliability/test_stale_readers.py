@@ -59,6 +59,7 @@ def test_full_reader_table_is_cleared_on_demand(tmp_path):
         assert not any(f"{pid} " in store._env.readers() for pid in pids)
     finally:
         store.close()
+    report("stale_readers", killed=len(pids), cleared_on_readers_full=True)
 
 
 def test_use_after_fork_is_a_typed_error(tmp_path):
@@ -74,4 +75,5 @@ def test_use_after_fork_is_a_typed_error(tmp_path):
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     b.close()
+    report("use_after_fork", child_exit=os.WEXITSTATUS(status))
     assert os.WEXITSTATUS(status) == 0

@@ -16,7 +16,14 @@ import tempfile
 from hypothesis import settings
 from hypothesis import strategies as st
 from helpers import child_env
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from checker import report
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 import mqlog
 from mqlog import TopicPartition
@@ -193,6 +200,19 @@ class GroupModel(RuleBasedStateMachine):
             assert off <= len(self.log[p])
 
 
-GroupModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30,
-                                        deadline=None)
-test_group_model = GroupModel.TestCase
+def test_group_model():
+    steps = {"examples": 0, "crashes": 0}
+    original = GroupModel.teardown
+
+    def counting_teardown(self):
+        steps["examples"] += 1
+        steps["crashes"] += self.crashes
+        original(self)
+
+    GroupModel.teardown = counting_teardown
+    try:
+        run_state_machine_as_test(GroupModel, settings=settings(
+            max_examples=60, stateful_step_count=30, deadline=None))
+    finally:
+        GroupModel.teardown = original
+    report("stateful_model", **steps)
