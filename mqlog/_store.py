@@ -247,14 +247,6 @@ class ReadTxn:
             return _U64.unpack_from(cur.key(), 8)[0], cur.value()
         return None
 
-    def first_batch(self, topic_id: int, partition: int) -> tuple[int, bytes] | None:
-        """The partition's oldest batch, or None when it holds none."""
-        cur = self._txn.cursor(self._store._log)
-        if cur.set_range(LOG_KEY.pack(topic_id, partition, 0)) and \
-                cur.key()[:8] == _PART.pack(topic_id, partition):
-            return _U64.unpack_from(cur.key(), 8)[0], cur.value()
-        return None
-
     def time_lookup(self, topic_id: int, partition: int, timestamp: int) -> int | None:
         """Base offset of the first batch whose running max timestamp is >= ``timestamp``."""
         cur = self._txn.cursor(self._store._tindex)
@@ -327,10 +319,6 @@ class WriteTxn(ReadTxn):
     def put_offset(self, group_id: int, topic_id: int, partition: int, value: bytes) -> None:
         self._txn.put(OFFSETS_KEY.pack(group_id, topic_id, partition), value,
                       db=self._store._offsets)
-
-    def delete_offset(self, group_id: int, topic_id: int, partition: int) -> None:
-        self._txn.delete(OFFSETS_KEY.pack(group_id, topic_id, partition),
-                         db=self._store._offsets)
 
     def put_meta(self, key: bytes, value: bytes) -> None:
         self._txn.put(key, value, db=self._store._meta)

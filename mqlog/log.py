@@ -17,7 +17,7 @@ topic administration, which runs as a writer job).
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from typing import Any
 
 from .batch import DecodedBatch, decode, header_fields
 from .config import TOPIC_DEFAULTS
@@ -160,8 +160,6 @@ def fetch(
     position: int,
     max_records: int,
     cached: DecodedBatch | None = None,
-    key_deserializer: Callable[[bytes], Any] | None = None,
-    value_deserializer: Callable[[bytes], Any] | None = None,
 ) -> tuple[list[ConsumerRecord], int, DecodedBatch | None]:
     """Read up to ``max_records`` records of one partition from ``position`` on.
 
@@ -181,8 +179,7 @@ def fetch(
     batch = cached
     if batch is not None and batch.base_offset <= position <= batch.last_offset:
         i = batch.index_of(position)
-        recs = batch.records(topic, partition, i, i + max_records, key_deserializer,
-                             value_deserializer)
+        recs = batch.records(topic, partition, i, i + max_records)
         out.extend(recs)
         position = batch.last_offset + 1 if i + len(recs) >= batch.count else recs[-1].offset + 1
         if len(out) >= max_records or position >= end:
@@ -197,8 +194,7 @@ def fetch(
             continue
         i = batch.index_of(position)
         want = max_records - len(out)
-        recs = batch.records(topic, partition, i, i + want, key_deserializer,
-                             value_deserializer)
+        recs = batch.records(topic, partition, i, i + want)
         out.extend(recs)
         if i + len(recs) >= batch.count:
             position = batch.last_offset + 1
