@@ -27,11 +27,23 @@ __all__ = ["FutureBatchMetadata", "FutureRecordMetadata", "ProducerBatch"]
 log = logging.getLogger("mqlog.producer")
 
 
-def _run_callback(fn: Callable[[Any], Any], arg: Any) -> None:
+def _run_callback(fn: Callable[[Any], Any], is_errback: bool, error: BaseException | None,
+                  value: Callable[[], Any]) -> None:
+    """Call a callback with the result (``value()``, built only if needed) or an
+    errback with ``error``, whichever applies; a raising callback is logged."""
+    if (error is not None) != is_errback:
+        return
     try:
-        fn(arg)
+        fn(error if is_errback else value())
     except Exception:  # a user callback must not break the writer
         log.exception("producer callback %r raised", fn)
+
+
+def _bind(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Callable[[Any], Any]:
+    """kafka-python's convention: ``fn(*args, outcome, **kwargs)``."""
+    if not args and not kwargs:
+        return fn
+    return lambda outcome: fn(*args, outcome, **kwargs)
 
 
 class _FutureBase:
@@ -63,18 +75,12 @@ class _FutureBase:
         Callbacks run on the broker's writer thread (or at once if already done): keep
         them short and never block on another future inside one.
         """
-        if args or kwargs:
-            inner = fn
-            fn = lambda value: inner(*args, value, **kwargs)  # noqa: E731
-        self._add(fn, False)
+        self._add(_bind(fn, args, kwargs), False)
         return self
 
     def add_errback(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _FutureBase:
         """Call ``fn(*args, exception, **kwargs)`` when the write fails."""
-        if args or kwargs:
-            inner = fn
-            fn = lambda exc: inner(*args, exc, **kwargs)  # noqa: E731
-        self._add(fn, True)
+        self._add(_bind(fn, args, kwargs), True)
         return self
 
     def add_both(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> _FutureBase:
@@ -184,10 +190,7 @@ class ProducerBatch:
         callbacks = self.callbacks
         if callbacks and self.acks:
             for i, fn, is_errback in callbacks:
-                if self.error is None and not is_errback:
-                    _run_callback(fn, self.metadata(i))
-                elif self.error is not None and is_errback:
-                    _run_callback(fn, self.error)
+                _run_callback(fn, is_errback, self.error, lambda i=i: self.metadata(i))
         if self.error is not None and not self.acks:
             log.error("record(s) for %s[%d] sent with acks=0 were not written: %s",
                       self.topic, self.partition, self.error)
@@ -260,11 +263,9 @@ class FutureRecordMetadata(_FutureBase, tuple):
     def _add(self, fn: Callable[[Any], Any], is_errback: bool) -> None:
         b = self._batch
         if not b.acks or b.event.is_set():
-            if b.acks and b.error is not None:
-                if is_errback:
-                    _run_callback(fn, b.error)
-            elif not is_errback:
-                _run_callback(fn, b.metadata(self._index))
+            # acks=0: resolved at once, and write errors are not reported to it.
+            _run_callback(fn, is_errback, b.error if b.acks else None,
+                          lambda: b.metadata(self._index))
             return
         with b.producer._lock:
             if not b.event.is_set():
@@ -329,10 +330,7 @@ class FutureBatchMetadata(_FutureBase):
             self._callbacks = []
             self._event.set()
         for fn, is_errback in callbacks:
-            if self._error is None and not is_errback:
-                _run_callback(fn, self._result)
-            elif self._error is not None and is_errback:
-                _run_callback(fn, self._error)
+            _run_callback(fn, is_errback, self._error, lambda: self._result)
 
     @property
     def is_done(self) -> bool:
@@ -357,7 +355,4 @@ class FutureBatchMetadata(_FutureBase):
             if not self._event.is_set():
                 self._callbacks.append((fn, is_errback))
                 return
-        if self._error is None and not is_errback:
-            _run_callback(fn, self._result)
-        elif self._error is not None and is_errback:
-            _run_callback(fn, self._error)
+        _run_callback(fn, is_errback, self._error, lambda: self._result)
