@@ -287,6 +287,15 @@ class GroupCoordinator:
         """Finaliser of a consumer dropped without close(): lock-free, queue only."""
         self._collected.append((group_id, member))
 
+    def _current(self, group_id: str) -> _Group | None:
+        """The group with collected consumers gone and stalled members expired, so a
+        view or decision sees current membership even when nobody polls. Lock held."""
+        self._leave_collected()
+        g = self._groups.get(group_id)
+        if g is not None:
+            self._expire(g, self._clock())
+        return g
+
     def _leave_collected(self) -> None:
         while self._collected:
             group_id, member = self._collected.popleft()
@@ -492,10 +501,7 @@ class GroupCoordinator:
     def mark_dead(self, group_id: str) -> bool:
         """Forget an empty group (it is being deleted); False if it has members."""
         with self._lock:
-            self._leave_collected()
-            g = self._groups.get(group_id)
-            if g is not None:
-                self._expire(g, self._clock())
+            g = self._current(group_id)
             if g is not None and g.members:
                 return False
             if g is not None:
@@ -507,10 +513,7 @@ class GroupCoordinator:
 
     def describe(self, group_id: str) -> GroupDescription:
         with self._lock:
-            self._leave_collected()
-            g = self._groups.get(group_id)
-            if g is not None:
-                self._expire(g, self._clock())
+            g = self._current(group_id)
             if g is None:
                 return GroupDescription(group_id, GroupState.EMPTY.value, "", 0, ())
             members = tuple(MemberDescription(m.member_id, m.instance_id, m.client_id,
