@@ -746,7 +746,7 @@ class Consumer:
         try:
             if self._membership is not None and not self._broker.closed:
                 if not autocommit:
-                    self._auto_commit_off_for_close()
+                    self._auto_commit = False  # no commit before the revocation
                 self._membership.leave(revoke=True)  # commits (auto-commit) and revokes
                 self._membership = None
             elif autocommit and self._auto_commit and not self._broker.closed:
@@ -757,9 +757,6 @@ class Consumer:
         finally:
             self._closed = "the consumer is closed: create a new one with broker.consumer()"
             self._broker._forget(self)
-
-    def _auto_commit_off_for_close(self) -> None:
-        self._auto_commit = False
 
     @property
     def closed(self) -> bool:

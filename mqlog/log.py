@@ -154,6 +154,17 @@ def _decode_in(plog: PartitionLog, raw: bytes) -> DecodedBatch:
         raise CorruptStoreError(f"{plog.topic}[{plog.partition}]: {exc}") from None
 
 
+def _take(batch: DecodedBatch, plog: PartitionLog, position: int,
+          want: int) -> tuple[list[ConsumerRecord], int]:
+    """Up to ``want`` records of ``batch`` from ``position`` on, and the next position
+    (past the batch once it is used up, so compaction gaps are skipped)."""
+    i = batch.index_of(position)
+    recs = batch.records(plog.topic, plog.partition, i, i + want)
+    if i + len(recs) >= batch.count:
+        return recs, batch.last_offset + 1
+    return recs, recs[-1].offset + 1
+
+
 def fetch(
     txn: Any,
     plog: PartitionLog,
@@ -164,7 +175,7 @@ def fetch(
     """Read up to ``max_records`` records of one partition from ``position`` on.
 
     Args:
-        txn: a read transaction from the store (None to use only ``cached``).
+        txn: a read transaction from the store.
         cached: the batch decoded by the previous fetch, reused when it still holds
             ``position`` so a consumer reading a large batch in small polls decodes it
             once.
@@ -175,31 +186,19 @@ def fetch(
     """
     out: list[ConsumerRecord] = []
     end = plog.end_offset
-    topic, partition = plog.topic, plog.partition
     batch = cached
     if batch is not None and batch.base_offset <= position <= batch.last_offset:
-        i = batch.index_of(position)
-        recs = batch.records(topic, partition, i, i + max_records)
-        out.extend(recs)
-        position = batch.last_offset + 1 if i + len(recs) >= batch.count else recs[-1].offset + 1
+        out, position = _take(batch, plog, position, max_records)
         if len(out) >= max_records or position >= end:
             return out, position, batch
-    if txn is None:
-        return out, position, batch
     for base, raw in txn.batches(plog.topic_id, plog.partition, position):
         if base >= end:
             break  # written by a transaction newer than the end offset we trust
         batch = _decode_in(plog, raw)
         if batch.last_offset < position:
             continue
-        i = batch.index_of(position)
-        want = max_records - len(out)
-        recs = batch.records(topic, partition, i, i + want)
+        recs, position = _take(batch, plog, position, max_records - len(out))
         out.extend(recs)
-        if i + len(recs) >= batch.count:
-            position = batch.last_offset + 1
-        else:
-            position = recs[-1].offset + 1
         if len(out) >= max_records:
             break
     return out, position, batch
