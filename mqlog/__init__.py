@@ -32,6 +32,7 @@ from .partitioner import murmur2
 from .producer import FutureBatchMetadata, FutureRecordMetadata, Producer
 from .records import (
     BatchMetadata,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
     OffsetAndTimestamp,
@@ -49,6 +50,7 @@ __all__ = [
     "Broker",
     "CleanerStats",
     "Consumer",
+    "ConsumerGroupMetadata",
     "ConsumerRebalanceListener",
     "ConsumerRecord",
     "FutureBatchMetadata",

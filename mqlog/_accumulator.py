@@ -130,7 +130,7 @@ class ProducerBatch:
     __slots__ = (
         "topic", "partition", "acks", "codec", "values", "keys", "timestamps", "headers",
         "size", "deadline", "sealed", "base_offset", "error", "event", "callbacks",
-        "group", "producer",
+        "group", "producer", "producer_id", "epoch", "base_sequence", "transactional",
     )
 
     def __init__(self, producer: Producer, topic: str, partition: int,
@@ -152,6 +152,11 @@ class ProducerBatch:
         self.event = _Signal()
         self.callbacks: list[tuple[int, Callable, bool]] | None = None
         self.group: FutureBatchMetadata | None = None
+        # Idempotence: stamped by the writer just before the batch is first encoded.
+        self.producer_id = -1
+        self.epoch = -1
+        self.base_sequence = -1
+        self.transactional = False
 
     def _encode(self, log_append_ms: int | None) -> tuple[bytes, int, int]:
         ts: Any = self.timestamps if log_append_ms is None else log_append_ms
@@ -159,6 +164,8 @@ class ProducerBatch:
         body = _batch.encode(
             self.values, self.keys, ts, self.headers,
             codec=self.codec, log_append_time=log_append_ms is not None,
+            transactional=self.transactional, producer_id=self.producer_id,
+            producer_epoch=self.epoch, base_sequence=self.base_sequence,
         )
         return body, max_ts, len(self.values)
 

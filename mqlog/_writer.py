@@ -91,6 +91,7 @@ class LogWriter:
     def __init__(self, broker: Broker, sync_mode: bool | None) -> None:
         self._broker = broker
         self._store = broker._store
+        self._txns = broker._txns
         # sync_mode: True = LMDB syncs each commit itself; None = flush when a batch
         # asks for acks="all"; False = never flush.
         self._sync_mode = sync_mode
@@ -112,6 +113,9 @@ class LogWriter:
         # Called with a point name ("before_commit", "after_commit", "before_sync",
         # "after_sync") as producer batches are written: crash tests kill there.
         self.on_point: Callable[[str], None] | None = None
+        # Treat the acknowledgement of the next N producer commits as lost: the writer
+        # writes the same batches again, as a producer retrying after a timeout would.
+        self.lose_acks = 0
         self.commits = 0  # statistics: write transactions committed
         self.flushes = 0  # statistics: fsyncs done
         self._thread = threading.Thread(target=self._loop, name="mqlog-writer", daemon=True)
@@ -220,6 +224,10 @@ class LogWriter:
                         continue
                     producers = list(self._producers)
                     timeout = self._ready_in(producers)
+                    expiry = self._txns.next_deadline()
+                    if expiry is not None:
+                        until = max(0.0, expiry - time.monotonic())
+                        timeout = until if timeout is None else min(timeout, until)
                     if self._jobs or timeout == 0 or self._stopping:
                         self._idle = False
                         break
@@ -235,6 +243,8 @@ class LogWriter:
                     batches.extend(p._drain(force=stopping))
                 if batches:
                     self._write_batches(batches)
+                if expiry is not None and expiry <= time.monotonic():
+                    self._txns.expire(time.monotonic(), self._run_job)
             except BaseException:  # pragma: no cover - a bug; keep the writer alive
                 log.exception("mqlog writer cycle failed")
             if stopping:
@@ -255,6 +265,12 @@ class LogWriter:
                 if soonest is None or t < soonest:
                     soonest = t
         return None if soonest is None else soonest - now
+
+    def _run_job(self, prepare: Callable[[Any], Any], apply: Callable[[Any], Any]) -> Any:
+        """Run one job now, in the writer thread (flushed); returns its result."""
+        job = Job(prepare, apply, True)
+        self._run_jobs([job])
+        return job.wait(0)
 
     def _run_jobs(self, jobs: list[Job]) -> None:
         def prepare_all(txn: Any) -> list:
@@ -323,13 +339,16 @@ class LogWriter:
                     f"topic {b.topic!r} partition {b.partition} no longer exists (deleted "
                     "while the record waited to be written); create it and send again"))
             else:
+                plog = tlog.partitions[b.partition]
+                if b.base_sequence < 0 and b.producer._pid >= 0:
+                    b.producer._stamp(b, plog)  # idempotence: sequence numbers, in order
                 try:
                     body, max_ts, span = b._encode(now_ms if tlog.log_append_time else None)
                 except Exception as exc:  # inputs are checked in send(); never poison a cycle
                     log.exception("encoding a batch for %s[%d] failed", b.topic, b.partition)
                     b._fail(exc)
                 else:
-                    chunk.append((b, tlog.partitions[b.partition], body, max_ts, span))
+                    chunk.append((b, plog, body, max_ts, span))
                     chunk_bytes += len(body)
             if chunk and (chunk_bytes >= TXN_BYTES or n == len(batches) - 1):
                 failure = self._commit_chunk(chunk, need_flush)
@@ -353,13 +372,26 @@ class LogWriter:
                 b._fail(sync_error)
 
     def _commit_chunk(self, chunk: list[tuple], need_flush: list) -> BaseException | None:
-        """Commit encoded batches in one transaction; returns the error if it failed."""
+        """Commit encoded batches in one transaction; returns the error if it failed.
 
-        def write_all(txn: Any) -> tuple[dict, dict, list[int]]:
+        Idempotent batches are checked inside the transaction: a duplicate resolves to
+        the offset it got before and a refused one fails alone (its producer's later
+        batches to the partition are then refused too, so no partition gets a hole).
+        """
+        txns = self._txns
+
+        def write_all(txn: Any) -> tuple[dict, dict, list, dict, dict]:
             ends: dict[Any, int] = {}
             max_ts: dict[Any, int] = {}
-            bases = []
-            for _b, plog, body, ts, span in chunk:
+            outcomes: list[Any] = []  # per batch: its base offset, or an exception
+            windows: dict = {}  # idempotence state changed by this transaction
+            opening: dict = {}  # transactions that started in a partition here
+            for b, plog, body, ts, span in chunk:
+                if b.producer_id >= 0:
+                    verdict = txns.admit(b, plog, windows)
+                    if verdict is not None:
+                        outcomes.append(verdict)
+                        continue
                 base = ends.get(plog, plog.end_offset)
                 txn.put_batch(plog.topic_id, plog.partition, base,
                               with_base_offset(base, body))
@@ -367,14 +399,18 @@ class LogWriter:
                     txn.put_time_index(plog.topic_id, plog.partition, ts, base)
                     max_ts[plog] = ts
                 ends[plog] = base + span
-                bases.append(base)
-            return ends, max_ts, bases
+                if b.producer_id >= 0:
+                    txns.record(b, plog, base, windows)
+                    if b.transactional:
+                        txns.opened(txn, b, plog, base, opening)
+                outcomes.append(base)
+            return ends, max_ts, outcomes, windows, opening
 
         try:
             if self.on_point is not None:
                 self.on_point("before_commit")
             self._maybe_fail()
-            ends, max_ts, bases = self._store.write(write_all)
+            ends, max_ts, outcomes, windows, opening = self._store.write(write_all)
             self.commits += 1
             if self.on_point is not None:
                 self.on_point("after_commit")  # committed, nothing acknowledged yet
@@ -382,15 +418,24 @@ class LogWriter:
             for b, *_ in chunk:
                 b._fail(exc)
             return exc
+        if windows:
+            txns.commit_windows(windows)
+        if opening:  # before the end offsets move: the records must not look stable
+            txns.adopt_open(opening)
         for plog, ts in max_ts.items():
             plog.max_timestamp = ts
         for plog, end in ends.items():
             plog.end_offset = end
         self._broker._notify_data()
+        if self.lose_acks:  # seam: the acknowledgement was lost; the producer retries
+            self.lose_acks -= 1
+            return self._commit_chunk(chunk, need_flush)
         flush = self._sync_mode is None
-        for (b, *_), base in zip(chunk, bases):
-            if flush and b.acks == -1:
-                need_flush.append((b, base))
+        for (b, *_), outcome in zip(chunk, outcomes):
+            if type(outcome) is not int:
+                b._fail(outcome)
+            elif flush and b.acks == -1:
+                need_flush.append((b, outcome))
             else:
-                b._resolve(base)
+                b._resolve(outcome)
         return None

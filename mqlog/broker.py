@@ -40,6 +40,7 @@ from .errors import (
 from .cleaner import Cleaner, CleanerStats, delete_prefix
 from .group import GroupCoordinator
 from .log import PartitionLog, TopicLog, fetch, load_partition
+from ._transactions import TransactionCoordinator
 from .records import (
     ConsumerRecord,
     FrozenConfig,
@@ -167,6 +168,7 @@ class Broker:
         self._version = 0  # bumped on every topic change; producers re-route on change
         self._handles: weakref.WeakSet[Any] = weakref.WeakSet()
         self._readonly_txn_id = -1
+        self._txns = TransactionCoordinator(self)
         if fsync is None:
             sync_mode = False if self.temporary else None
         else:
@@ -185,6 +187,13 @@ class Broker:
             raise
         self._writer = None if readonly else LogWriter(self, sync_mode)
         self._coordinator = GroupCoordinator(self)
+        if self._writer is not None:
+            try:
+                self._txns.recover()  # abort what a killed process left open
+            except BaseException:
+                self._writer.stop()
+                self._store.close()
+                raise
         self._cleaner = None if readonly else Cleaner(
             self, None if cleaner_interval_ms is None else cleaner_interval_ms / 1000.0)
         if self.temporary:
@@ -221,6 +230,7 @@ class Broker:
                 by_id[tid] = tlog
             for key, raw in txn.meta_items(b"g"):
                 groups[raw.decode()] = _U32.unpack_from(key, 1)[0]
+            self._txns.load(txn, by_id)
             self._readonly_txn_id = txn.last_txn_id()
         with self._lock:
             self._topics = topics
@@ -384,6 +394,8 @@ class Broker:
             for p in range(len(tlog.partitions)):
                 txn.delete_meta(b"p" + struct.pack(">II", tlog.topic_id, p))
             txn.delete_topic_data(tlog.topic_id)
+            for key, _ in list(txn.meta_items(b"a" + _U32.pack(tlog.topic_id))):
+                txn.delete_meta(key)  # its aborted-transaction index
 
         def apply(_: None) -> None:
             with self._lock:
@@ -586,19 +598,7 @@ class Broker:
                              check: Callable[[], None] | None = None) -> Any:
         """Queue an offset commit; returns a job whose ``wait()`` gives the outcome."""
         self._check_writable()
-        rows = []
-        now = time.time_ns() // 1_000_000
-        for tp, om in offsets.items():
-            plog = self._partition(tp)
-            if isinstance(om, int) and not isinstance(om, bool):
-                om = OffsetAndMetadata(om, "", -1)
-            if not isinstance(om, tuple) or not isinstance(om[0], int) or om[0] < 0:
-                raise ValueError(f"offset {om!r} for {tp} is invalid: commit an int >= 0 "
-                                 "(the next offset to read) or OffsetAndMetadata")
-            meta = (om[1] or "") if len(om) > 1 else ""
-            epoch = om[2] if len(om) > 2 and om[2] is not None else -1
-            rows.append((plog.topic_id, plog.partition,
-                         _OFFSET_VALUE.pack(om[0], now, epoch) + str(meta).encode()))
+        rows = list(self._offset_rows(offsets).values())
 
         def prepare(txn: Any) -> dict[str, int]:
             if check is not None:
@@ -609,6 +609,33 @@ class Broker:
             return dict(txn.scratch.get("groups", {}))  # a copy: later jobs may change it
 
         return self._writer.submit(prepare, self._adopt_groups, sync=sync)
+
+    def _offset_rows(self, offsets: dict[TopicPartition, OffsetAndMetadata | int]
+                     ) -> dict[TopicPartition, tuple[int, int, bytes]]:
+        """Validate offsets to commit; per partition its ``offsets`` row.
+
+        Raises:
+            UnknownTopicOrPartitionError: a partition does not exist.
+            ValueError: an offset is not an int >= 0.
+        """
+        if not isinstance(offsets, dict):
+            raise TypeError(f"offsets must be a dict {{TopicPartition: offset}}, got "
+                            f"{type(offsets).__name__}")
+        rows = {}
+        now = time.time_ns() // 1_000_000
+        for tp, om in offsets.items():
+            plog = self._partition(tp)
+            if isinstance(om, int) and not isinstance(om, bool):
+                om = OffsetAndMetadata(om, "", -1)
+            if not isinstance(om, tuple) or not isinstance(om[0], int) or om[0] < 0:
+                raise ValueError(f"offset {om!r} for {tp} is invalid: commit an int >= 0 "
+                                 "(the next offset to read) or OffsetAndMetadata")
+            meta = (om[1] or "") if len(om) > 1 else ""
+            epoch = om[2] if len(om) > 2 and om[2] is not None else -1
+            rows[TopicPartition(*tp)] = (
+                plog.topic_id, plog.partition,
+                _OFFSET_VALUE.pack(om[0], now, epoch) + str(meta).encode())
+        return rows
 
     def committed_offset(self, group: str, tp: TopicPartition) -> OffsetAndMetadata | None:
         """The offset ``group`` committed for ``tp``, or None."""

@@ -158,9 +158,10 @@ class Cleaner:
         tombstone_ms = tlog.config.get("delete.retention.ms", 86_400_000)
         store = self._broker._store
         batches = []
+        stable = plog.stable_end()  # never below an open transaction's records
         with store.read() as txn:
             for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
-                if base >= plog.end_offset:
+                if base >= stable:
                     break
                 batches.append((base, raw))
         # The newest batch is never compacted; nor is anything younger than the lag.
@@ -173,17 +174,25 @@ class Cleaner:
         if not cleanable:
             return CleanerStats()
         decoded = [_batch.decode(raw) for _, raw in cleanable]
+        # Markers are kept; records of aborted transactions are dropped and never
+        # supersede a committed record with the same key.
+        aborted = [b.is_transactional and not b.is_control
+                   and plog.is_aborted(b.producer_id, b.base_offset) for b in decoded]
         latest: dict[bytes, int] = {}
-        for b in decoded:
-            if b.keys is None:
+        for b, dropped in zip(decoded, aborted):
+            if b.keys is None or dropped or b.is_control:
                 continue
             for off, key in zip(b.offsets, b.keys):
                 if key is not None:
                     latest[key] = off
         changes = []  # (base, new body or None to delete, old size, removed)
-        for (base, raw), b in zip(cleanable, decoded):
+        for (base, raw), b, dropped in zip(cleanable, decoded, aborted):
+            if b.is_control:
+                continue
             keep = []
             for i, off in enumerate(b.offsets):
+                if dropped:
+                    break
                 if off < plog.log_start:
                     continue  # below the log start (delete_records): already invisible
                 key = None if b.keys is None else b.keys[i]
@@ -241,12 +250,17 @@ def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: li
         start = max(new_start, plog.log_start,
                     struct.unpack(">Q", stored)[0] if stored else 0)
         txn.put_meta(key, struct.pack(">Q", start))
+        for akey, raw in list(txn.meta_items(b"a" + key[1:])):
+            if struct.unpack_from(">qQ", raw)[1] < start:
+                txn.delete_meta(akey)  # an aborted transaction wholly deleted
         return deleted, freed, start
 
     def apply(result: tuple[int, int, int] | None) -> CleanerStats:
         if result is None:
             return CleanerStats()
         plog.log_start = max(plog.log_start, result[2])
+        if plog.aborted:
+            plog.prune_aborted(plog.log_start)
         broker._notify_data()
         return CleanerStats(batches_deleted=result[0], bytes_reclaimed=result[1])
 

@@ -31,7 +31,13 @@ from .errors import (
 from ._membership import Membership, safe_auto_commit
 from .assignors import resolve_assignors
 from .log import fetch, offset_for_time
-from .records import ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TopicPartition
+from .records import (
+    ConsumerGroupMetadata,
+    ConsumerRecord,
+    OffsetAndMetadata,
+    OffsetAndTimestamp,
+    TopicPartition,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
@@ -181,6 +187,8 @@ class Consumer:
         self._wakeup = False  # set by wakeup() from any thread; read under _data_cond
         self._closed: str | None = None
         self._membership: Membership | None = None
+        self._read_committed = isolation_level == "read_committed"
+        self.isolation_level = isolation_level
         if topics:
             self.subscribe(list(topics))
 
@@ -325,11 +333,16 @@ class Consumer:
         if self._reset is OffsetResetStrategy.EARLIEST:
             return plog.log_start
         if self._reset is OffsetResetStrategy.LATEST:
-            return plog.end_offset
+            return self._end_of(plog)
         raise OffsetOutOfRangeError(
             f"{why} for {tp.topic}[{tp.partition}]: valid offsets are "
             f"{plog.log_start}..{plog.end_offset}; seek() to one of them or use "
             "auto_offset_reset='earliest' or 'latest'", {tp: plog.end_offset})
+
+    def _end_of(self, plog: Any) -> int:
+        """Where this consumer's reading ends: the last stable offset for
+        ``read_committed``, else the end offset (Kafka's end offsets per isolation)."""
+        return plog.stable_end() if self._read_committed else plog.end_offset
 
     def _resolve_position(self, tp: TopicPartition, plog: Any) -> int:
         """The position of ``tp``, from the committed offset or the reset policy."""
@@ -396,7 +409,7 @@ class Consumer:
         """Move to the end of the given (default: all assigned) partitions."""
         self._check_open()
         for tp in self._targets(partitions):
-            self._positions[tp] = self._broker._partition(tp).end_offset
+            self._positions[tp] = self._end_of(self._broker._partition(tp))
             self._drop_buffered(tp)
 
     def _drop_buffered(self, tp: TopicPartition) -> None:
@@ -430,10 +443,11 @@ class Consumer:
                 for tp in partitions}
 
     def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """The offset the next record will get, per partition."""
+        """The offset the next record will get, per partition (for ``read_committed``
+        consumers: the last stable offset, as Kafka)."""
         self._check_open()
         self._refresh()
-        return {TopicPartition(*tp): self._broker._partition(tp).end_offset
+        return {TopicPartition(*tp): self._end_of(self._broker._partition(tp))
                 for tp in partitions}
 
     def offsets_for_times(self, timestamps: dict[TopicPartition, int]) -> dict[
@@ -487,18 +501,19 @@ class Consumer:
             pos = self._positions.get(tp)
             if pos is None or not plog.log_start <= pos <= plog.end_offset:
                 pos = self._resolve_position(tp, plog)
-            if pos < plog.end_offset:
+            if pos < (plog.stable_end() if self._read_committed else plog.end_offset):
                 work.append((tp, plog, pos))
         if not work:
             return result
         cache = self._cache
+        read_committed = self._read_committed
         with broker._store.read() as txn:
             for tp, plog, pos in work:
                 cached = cache.get(tp)
                 # A cached batch is only valid for the same incarnation of the topic.
                 batch = cached[1] if cached is not None and cached[0] == plog.topic_id \
                     else None
-                recs, pos, batch = fetch(txn, plog, pos, max_records, batch)
+                recs, pos, batch = fetch(txn, plog, pos, max_records, batch, read_committed)
                 self._positions[tp] = pos
                 if batch is not None:
                     cache[tp] = (plog.topic_id, batch)
@@ -720,6 +735,20 @@ class Consumer:
                 logging.getLogger("mqlog.consumer").warning(
                     "async offset commit for group %r failed: %s", self.group_id, job.error)
         self._pending_commits = still
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This member's group identity now, for ``send_offsets_to_transaction``.
+
+        Raises:
+            IllegalStateError: no ``group_id``.
+        """
+        self._check_open()
+        group = self._require_group()
+        member = self._membership.member if self._membership is not None else None
+        if member is None:
+            return ConsumerGroupMetadata(group, -1, "", self.group_instance_id)
+        return ConsumerGroupMetadata(group, member.generation, member.member_id,
+                                     self.group_instance_id)
 
     def committed(self, partition: TopicPartition, metadata: bool = False) -> Any:
         """The committed offset of ``partition`` for ``group_id`` (None if none).

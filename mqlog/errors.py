@@ -33,8 +33,10 @@ __all__ = [
     "MessageSizeTooLargeError",
     "MqlogError",
     "OffsetOutOfRangeError",
+    "OutOfOrderSequenceNumberError",
     "ProducerFencedError",
     "TopicExistsError",
+    "TransactionAbortableError",
     "UnknownTopicOrPartitionError",
 ]
 
@@ -129,7 +131,19 @@ class FencedInstanceIdError(MqlogError):
 
 
 class ProducerFencedError(MqlogError):
-    """A newer producer with the same ``transactional_id`` has fenced this one."""
+    """A newer producer with the same ``transactional_id`` has fenced this one (or its
+    transaction outlived ``transaction_timeout_ms`` and was aborted). Fatal for the
+    producer: close it and create a new one."""
+
+
+class OutOfOrderSequenceNumberError(MqlogError):
+    """An idempotent producer's batch skipped sequence numbers: records are missing
+    between it and the last batch written for the partition."""
+
+
+class TransactionAbortableError(MqlogError):
+    """The current transaction cannot commit (a record in it failed, or its offsets were
+    refused): call ``abort_transaction()`` and retry the work in a new transaction."""
 
 
 class BrokerLockedError(MqlogError):

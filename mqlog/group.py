@@ -459,6 +459,12 @@ class GroupCoordinator:
 
     # -- fencing -------------------------------------------------------------------
 
+    def member(self, group_id: str, member_id: str) -> Member | None:
+        """The live member ``member_id`` of ``group_id``, or None."""
+        with self._lock:
+            g = self._groups.get(group_id)
+            return None if g is None else g.members.get(member_id)
+
     def check_commit(self, group_id: str, member: Member | None, generation: int,
                      partitions: list[TopicPartition]) -> None:
         """Refuse a commit from a stale member or for partitions it does not own.

@@ -7,6 +7,15 @@ that advances ``end_offset`` and ``max_timestamp``, and only after the transacti
 stored the batches has committed; readers may read both without a lock (an int read is
 atomic under the GIL) and then read the store in a short transaction.
 
+Transactions add two facts per partition, both owned by the writer thread: the open
+transactions (producer id -> first offset), whose smallest first offset is the *last
+stable offset* that ``read_committed`` consumers read up to, and the aborted
+transactions (producer id -> ``[(first offset, abort marker offset), ...]``) whose
+records ``read_committed`` consumers skip. The writer replaces ``open_txns`` whole
+(never mutates it), and publishes an abort before closing the transaction and both
+before advancing ``end_offset``, so a reader that reads ``end_offset`` first and
+``open_txns`` second never sees an undecided or aborted record as committed.
+
 Invariant (:meth:`PartitionLog._check`): ``0 <= log_start <= end_offset`` and every
 stored batch lies inside ``[log_start, end_offset)``, offsets ascending and unique.
 
@@ -17,9 +26,10 @@ topic administration, which runs as a writer job).
 from __future__ import annotations
 
 import struct
+from bisect import bisect_right
 from typing import Any
 
-from .batch import DecodedBatch, decode, header_fields
+from .batch import ATTR_CONTROL, ATTR_TRANSACTIONAL, DecodedBatch, decode, header_fields
 from .config import TOPIC_DEFAULTS
 from .errors import CorruptStoreError
 from .records import ConsumerRecord, FrozenConfig, TopicInfo, TopicPartition
@@ -33,7 +43,7 @@ class PartitionLog:
     """One partition's offsets. See the module docstring for who may change what."""
 
     __slots__ = ("topic", "topic_id", "partition", "tp", "log_start", "end_offset",
-                 "max_timestamp")
+                 "max_timestamp", "open_txns", "aborted")
 
     def __init__(self, topic: str, topic_id: int, partition: int, log_start: int = 0,
                  end_offset: int = 0, max_timestamp: int = -1) -> None:
@@ -44,6 +54,44 @@ class PartitionLog:
         self.log_start = log_start
         self.end_offset = end_offset
         self.max_timestamp = max_timestamp
+        self.open_txns: dict[int, int] = {}  # producer id -> first offset (replaced whole)
+        self.aborted: dict[int, list[tuple[int, int]]] = {}  # pid -> [(first, marker)]
+
+    def stable_end(self) -> int:
+        """The last stable offset: ``read_committed`` consumers read below it.
+
+        The first offset of the oldest open transaction, or the end offset when no
+        transaction is open here.
+        """
+        end = self.end_offset  # read before open_txns: see the module docstring
+        open_txns = self.open_txns
+        if open_txns:
+            return min(end, min(open_txns.values()))
+        return end
+
+    def is_aborted(self, producer_id: int, offset: int) -> bool:
+        """Whether the transactional record at ``offset`` by ``producer_id`` was aborted."""
+        ranges = self.aborted.get(producer_id)
+        if not ranges:
+            return False
+        i = bisect_right(ranges, (offset, 1 << 64)) - 1
+        return i >= 0 and ranges[i][0] <= offset <= ranges[i][1]
+
+    def add_aborted(self, producer_id: int, first: int, marker: int) -> None:
+        """Record an aborted transaction (writer thread; kept sorted by first offset)."""
+        ranges = list(self.aborted.get(producer_id, ()))
+        ranges.append((first, marker))
+        ranges.sort()
+        self.aborted = {**self.aborted, producer_id: ranges}
+
+    def prune_aborted(self, below: int) -> None:
+        """Forget aborted transactions wholly below ``below`` (retention deleted them)."""
+        pruned = {}
+        for pid, ranges in self.aborted.items():
+            kept = [r for r in ranges if r[1] >= below]
+            if kept:
+                pruned[pid] = kept
+        self.aborted = pruned
 
     def __repr__(self) -> str:
         return (f"PartitionLog({self.topic}[{self.partition}] start={self.log_start} "
@@ -165,38 +213,52 @@ def _take(batch: DecodedBatch, plog: PartitionLog, position: int,
     return recs, recs[-1].offset + 1
 
 
+_SKIP_READ_COMMITTED = ATTR_CONTROL | ATTR_TRANSACTIONAL
+
+
 def fetch(
     txn: Any,
     plog: PartitionLog,
     position: int,
     max_records: int,
     cached: DecodedBatch | None = None,
+    read_committed: bool = False,
 ) -> tuple[list[ConsumerRecord], int, DecodedBatch | None]:
     """Read up to ``max_records`` records of one partition from ``position`` on.
+
+    Control batches (transaction markers) take offsets but are never returned.
 
     Args:
         txn: a read transaction from the store.
         cached: the batch decoded by the previous fetch, reused when it still holds
             ``position`` so a consumer reading a large batch in small polls decodes it
             once.
+        read_committed: stop at the last stable offset and skip records of aborted
+            transactions (``isolation_level="read_committed"``).
 
     Returns:
         ``(records, next_position, last_decoded_batch)``. ``next_position`` skips
-        offsets removed by compaction.
+        offsets removed by compaction, markers and aborted records.
     """
     out: list[ConsumerRecord] = []
-    end = plog.end_offset
+    end = plog.stable_end() if read_committed else plog.end_offset
     batch = cached
-    if batch is not None and batch.base_offset <= position <= batch.last_offset:
+    if batch is not None and batch.base_offset <= position <= batch.last_offset and \
+            not batch.attributes & _SKIP_READ_COMMITTED:
         out, position = _take(batch, plog, position, max_records)
         if len(out) >= max_records or position >= end:
             return out, position, batch
     for base, raw in txn.batches(plog.topic_id, plog.partition, position):
         if base >= end:
-            break  # written by a transaction newer than the end offset we trust
+            break  # newer than the end (or last stable offset) we trust
         batch = _decode_in(plog, raw)
         if batch.last_offset < position:
             continue
+        if batch.attributes & _SKIP_READ_COMMITTED:
+            if batch.attributes & ATTR_CONTROL or (
+                    read_committed and plog.is_aborted(batch.producer_id, base)):
+                position = batch.last_offset + 1
+                continue
         recs, position = _take(batch, plog, position, max_records - len(out))
         out.extend(recs)
         if len(out) >= max_records:
@@ -217,6 +279,8 @@ def offset_for_time(txn: Any, plog: PartitionLog, timestamp: int) -> tuple[int, 
         if b >= plog.end_offset:
             break
         batch = _decode_in(plog, raw)
+        if batch.is_control:
+            continue
         for i, off in enumerate(batch.offsets):
             if off < plog.log_start:
                 continue

@@ -24,12 +24,18 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from . import batch as _batch
+from ._transactions import SEQ_LIMIT
 from .errors import (
     ClosedError,
+    CommitFailedError,
+    IllegalStateError,
     InvalidConfigError,
     InvalidRecordError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    MqlogError,
+    ProducerFencedError,
+    TransactionAbortableError,
     UnknownTopicOrPartitionError,
 )
 from ._accumulator import (
@@ -38,6 +44,7 @@ from ._accumulator import (
     ProducerBatch,
 )
 from .partitioner import murmur2
+from .records import TopicPartition
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
@@ -140,15 +147,26 @@ class Producer:
             (not applied to None, so ``value=None`` stays a tombstone).
         partitioner: ``fn(key_bytes, all_partitions, available_partitions) -> int``.
         max_request_size: largest record accepted, in bytes (default 1 MiB).
-        enable_idempotence, transactional_id: reserved for the exactly-once issue;
-            setting them raises ``InvalidConfigError`` until then.
+        enable_idempotence: stamp batches with a producer id and sequence numbers so a
+            retried batch is written once and a lost one is detected (default False).
+            Needs ``acks="all"`` (the default when it is set), as Kafka does.
+        transactional_id: enables transactions (and idempotence): call
+            ``init_transactions()`` once, then ``begin_transaction()`` /
+            ``commit_transaction()`` around the records of each transaction.
+        transaction_timeout_ms: a transaction open longer than this is aborted and the
+            producer fenced (default 60000).
+
+    Transactions: the transactional methods must be called by one thread at a time;
+    ``send`` inside a transaction may be called from many. A producer fenced by a newer
+    one with the same ``transactional_id`` raises ``ProducerFencedError`` from its next
+    call.
     """
 
     def __init__(
         self,
         broker: Broker,
         *,
-        acks: Literal[0, 1, "all", -1] | str = 1,
+        acks: Literal[0, 1, "all", -1] | str | None = None,
         linger_ms: float = 0,
         batch_size: int = 16384,
         buffer_memory: int = 32 * 1024 * 1024,
@@ -160,9 +178,23 @@ class Producer:
         max_request_size: int = 1048576,
         enable_idempotence: bool = False,
         transactional_id: str | None = None,
+        transaction_timeout_ms: float = 60000,
         client_id: str | None = None,
     ) -> None:
-        self._acks = _acks_value(acks)
+        if transactional_id is not None and (
+                not isinstance(transactional_id, str) or not transactional_id):
+            raise InvalidConfigError(
+                f"transactional_id={transactional_id!r} must be a non-empty str or None")
+        idempotent = bool(enable_idempotence) or transactional_id is not None
+        if idempotent and acks is not None and _acks_value(acks) != -1:
+            raise InvalidConfigError(
+                f"acks={acks!r} conflicts with idempotence (enable_idempotence or "
+                "transactional_id): use acks='all', or leave acks unset")
+        self._acks = _acks_value(acks if acks is not None else ("all" if idempotent else 1))
+        if not isinstance(transaction_timeout_ms, (int, float)) or \
+                transaction_timeout_ms <= 0:
+            raise InvalidConfigError(
+                f"transaction_timeout_ms={transaction_timeout_ms!r} must be a number > 0")
         for name, value in (("linger_ms", linger_ms), ("max_block_ms", max_block_ms)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise InvalidConfigError(f"{name}={value!r} must be a number >= 0")
@@ -170,10 +202,6 @@ class Producer:
                             ("max_request_size", max_request_size)):
             if not isinstance(value, int) or value <= 0:
                 raise InvalidConfigError(f"{name}={value!r} must be an int > 0")
-        if enable_idempotence or transactional_id is not None:
-            raise InvalidConfigError(
-                "enable_idempotence/transactional_id are not available yet in this mqlog "
-                "version (exactly-once is planned); leave them unset")
         for name, fn in (("key_serializer", key_serializer),
                          ("value_serializer", value_serializer),
                          ("partitioner", partitioner)):
@@ -203,6 +231,32 @@ class Producer:
         self._buffered = 0
         self._routes: dict[str, _Route] = {}
         self._closed: str | None = None
+        # Idempotence: producer id and epoch (-1: none), and per partition the next
+        # sequence number (used by the writer thread only, for epoch _seq_epoch).
+        self._pid = -1
+        self._epoch = -1
+        self._next_seq: dict[Any, int] = {}
+        self._seq_epoch = -1
+        # Transactions: state, guarded by _txn_lock (one transactional call at a time).
+        self.transactional_id = transactional_id
+        self._transaction_timeout_ms = transaction_timeout_ms
+        self._txn_lock = threading.Lock()
+        self._txn_state = "uninitialized" if transactional_id is not None else None
+        self._txn: Any = None  # the broker's TransactionalId state
+        self._txn_error: BaseException | None = None  # a record of the txn failed
+        self._txn_offsets: dict[str, tuple[dict, Any]] = {}
+        self._fenced: str | None = None
+        # send() refuses records while this is set (outside a transaction, fenced).
+        self._send_refused: str | None = None
+        if transactional_id is not None:
+            self._send_refused = (
+                f"transactional producer {transactional_id!r} needs init_transactions() "
+                "and begin_transaction() before send()")
+        elif idempotent:
+            self._pid = broker._txns.new_producer_id()
+            self._epoch = 0
+        # A seam for crash tests: called with a point name inside commit_transaction.
+        self.on_point: Callable[[str], None] | None = None
         self._writer.add_producer(self)
 
     def __repr__(self) -> str:
@@ -338,6 +392,8 @@ class Producer:
         """
         if self._closed:
             raise ClosedError(self._closed)
+        if self._send_refused is not None:
+            self._refuse_send()
         if value is not None:
             if self._value_serializer is not None:
                 value = self._value_serializer(value)
@@ -518,6 +574,8 @@ class Producer:
         """
         if self._closed:
             raise ClosedError(self._closed)
+        if self._send_refused is not None:
+            self._refuse_send()
         values = list(values)
         n = len(values)
         if keys is not None:
@@ -657,7 +715,218 @@ class Producer:
         with self._lock:
             self._buffered -= b.size
             self._incomplete.discard(b)
+            if b.error is not None and self._txn_state is not None and \
+                    self._txn_error is None:
+                self._txn_error = b.error  # the transaction can no longer commit
             self._space.notify_all()
+
+    def _stamp(self, b: ProducerBatch, plog: Any) -> None:
+        """Give a batch its producer id, epoch and sequence numbers (writer thread)."""
+        if self._seq_epoch != self._epoch:  # a new epoch counts from 0 again
+            self._next_seq = {}
+            self._seq_epoch = self._epoch
+        seq = self._next_seq.get(plog, 0)
+        b.producer_id = self._pid
+        b.epoch = self._epoch
+        b.base_sequence = seq
+        b.transactional = self._txn_state is not None
+        self._next_seq[plog] = (seq + len(b.values)) % SEQ_LIMIT
+
+    # -- transactions -------------------------------------------------------------
+
+    def _refuse_send(self) -> None:
+        if self._fenced:
+            raise ProducerFencedError(self._fenced)
+        raise IllegalStateError(self._send_refused)
+
+    def _fence(self, reason: str) -> None:
+        """Called by the broker when a newer producer took this transactional id."""
+        self._fenced = (f"this producer was fenced: {reason}; close it and create a new "
+                        "producer (its transaction, if any, was aborted)")
+        self._send_refused = self._fenced
+        self._txn_state = "fenced"
+
+    def _txn_require(self, call: str, *states: str) -> None:
+        if self._closed:
+            raise ClosedError(self._closed)
+        if self._txn_state is None:
+            raise IllegalStateError(
+                f"{call}() needs a transactional producer: create it with "
+                "transactional_id='...'")
+        if self._fenced:
+            raise ProducerFencedError(self._fenced)
+        if self._txn_state not in states:
+            hint = {
+                "uninitialized": "call init_transactions() first",
+                "ready": "call begin_transaction() first",
+                "in_transaction": "commit_transaction() or abort_transaction() first",
+                "abortable_error": "a record or the offsets of this transaction failed: "
+                                   "call abort_transaction()",
+            }.get(self._txn_state, "")
+            raise IllegalStateError(
+                f"cannot {call}() while the producer is in state {self._txn_state!r}: "
+                f"{hint}")
+
+    def _txn_point(self, name: str) -> None:
+        if self.on_point is not None:
+            self.on_point(name)
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Register the ``transactional_id``: fence older producers using it and abort
+        the transaction they left open. Call once, before the first transaction.
+
+        Raises:
+            IllegalStateError: not transactional, or already initialised.
+        """
+        with self._txn_lock:
+            self._txn_require("init_transactions", "uninitialized")
+            assert self.transactional_id is not None
+            state = self._broker._txns.init_transactions(
+                self, self.transactional_id, self._transaction_timeout_ms)
+            self._txn = state
+            self._pid = state.producer_id
+            self._epoch = state.epoch
+            self._txn_state = "ready"
+            self._send_refused = (
+                f"transactional producer {self.transactional_id!r} can only send inside a "
+                "transaction: call begin_transaction() first")
+
+    def begin_transaction(self) -> None:
+        """Start a transaction: records sent until commit/abort belong to it.
+
+        Raises:
+            IllegalStateError: not initialised, or a transaction is already open.
+            ProducerFencedError: a newer producer took the ``transactional_id``.
+        """
+        with self._txn_lock:
+            self._txn_require("begin_transaction", "ready")
+            self._txn_error = None
+            self._txn_offsets = {}
+            self._txn_state = "in_transaction"
+            self._send_refused = None
+
+    def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any],
+                                    consumer_group: Any) -> None:
+        """Commit consumer offsets as part of the transaction (consume-transform-produce).
+
+        The offsets (the *next* offsets to read) are stored by ``commit_transaction`` in
+        the same atomic write as the commit markers; an abort discards them.
+
+        Args:
+            offsets: ``{TopicPartition: OffsetAndMetadata | int}``.
+            consumer_group: the group id, or ``consumer.group_metadata()`` — with the
+                metadata, the commit is refused (``CommitFailedError``) if the consumer
+                was fenced by a rebalance meanwhile, as Kafka's KIP-447.
+
+        Raises:
+            IllegalStateError: no open transaction. UnknownTopicOrPartitionError,
+            ValueError: bad offsets.
+        """
+        if isinstance(consumer_group, str):
+            group, generation, member_id = consumer_group, -1, ""
+        elif hasattr(consumer_group, "group_id"):
+            group = consumer_group.group_id
+            generation = getattr(consumer_group, "generation_id", -1)
+            member_id = getattr(consumer_group, "member_id", "") or ""
+        else:
+            raise TypeError(
+                f"consumer_group must be a group id (str) or consumer.group_metadata(), "
+                f"got {type(consumer_group).__name__}")
+        if not isinstance(group, str) or not group:
+            raise InvalidConfigError(f"group id {group!r} must be a non-empty str")
+        with self._txn_lock:
+            self._txn_require("send_offsets_to_transaction", "in_transaction")
+            rows = self._broker._offset_rows(offsets)
+            merged = dict(self._txn_offsets.get(group, ({}, None))[0])
+            merged.update(rows)
+            check = self._broker._txns.check_group_member(
+                group, generation, member_id,
+                list(merged))
+            self._txn_offsets[group] = (merged, check)
+            self._txn_point("after_offsets")
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Write every record of the transaction, then commit it with its offsets in
+        one atomic write. Blocks until done (and flushed to disk when durable).
+
+        Raises:
+            TransactionAbortableError: a record of the transaction failed; call
+                ``abort_transaction()``.
+            CommitFailedError: the offsets were refused (the consumer lost its
+                partitions); call ``abort_transaction()``.
+            ProducerFencedError: a newer producer took the ``transactional_id``.
+            KafkaTimeoutError: records were not written within ``timeout`` s (the
+                transaction stays open: call again or abort).
+        """
+        with self._txn_lock:
+            self._txn_require("commit_transaction", "in_transaction")
+            self._send_refused = "a transaction is being committed: wait for it"
+            self._txn_state = "committing"
+            try:
+                self._flush(timeout)
+            except KafkaTimeoutError:
+                self._txn_state = "in_transaction"
+                self._send_refused = None
+                raise
+            if self._fenced:
+                raise ProducerFencedError(self._fenced)
+            if self._txn_error is not None:
+                self._txn_state = "abortable_error"
+                raise TransactionAbortableError(
+                    f"transaction of {self.transactional_id!r} cannot commit: a record in "
+                    f"it failed ({self._txn_error}); call abort_transaction() and redo the "
+                    "work") from self._txn_error
+            self._txn_point("before_commit")
+            offsets = {g: (list(rows.values()), check)
+                       for g, (rows, check) in self._txn_offsets.items()}
+            try:
+                self._broker._txns.end_transaction(
+                    self._txn, self._epoch, True, offsets,
+                    before_commit=(lambda: self._txn_point("inside_commit"))
+                    if self.on_point is not None else None)
+            except ProducerFencedError as exc:
+                self._fence(str(exc))
+                raise
+            except (CommitFailedError, MqlogError):
+                if not self._fenced:
+                    self._txn_state = "abortable_error"
+                    self._send_refused = "the transaction failed: call abort_transaction()"
+                raise
+            self._txn_point("after_commit")
+            self._end_txn()
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort the transaction: its records stay in the log but ``read_committed``
+        consumers never see them, and its offsets are discarded.
+
+        Raises:
+            IllegalStateError: no open transaction.
+            ProducerFencedError: a newer producer took the ``transactional_id`` (it
+                aborted this transaction already).
+        """
+        with self._txn_lock:
+            self._txn_require("abort_transaction", "in_transaction", "abortable_error",
+                              "committing")
+            self._send_refused = "the transaction is being aborted"
+            self._txn_state = "aborting"
+            self._flush(timeout)
+            try:
+                self._broker._txns.end_transaction(self._txn, self._epoch, False, {})
+            except ProducerFencedError as exc:
+                self._fence(str(exc))
+                raise
+            except MqlogError:
+                self._txn_state = "abortable_error"
+                raise
+            self._end_txn()
+
+    def _end_txn(self) -> None:
+        self._txn_state = "ready"
+        self._txn_offsets = {}
+        self._txn_error = None
+        self._send_refused = (
+            f"transactional producer {self.transactional_id!r} can only send inside a "
+            "transaction: call begin_transaction() first")
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -696,10 +965,22 @@ class Producer:
         with self._lock:
             if self._closed:
                 return
+        if self._txn_state in ("in_transaction", "abortable_error") and \
+                not self._broker.closed:
+            try:  # a transaction left open would hold back read_committed consumers
+                self.abort_transaction(timeout)
+            except MqlogError as exc:
+                log.warning("aborting the open transaction of %r on close failed: %s",
+                            self.transactional_id, exc)
+        with self._lock:
+            if self._closed:
+                return
             self._closed = "the producer is closed: create a new one with broker.producer()"
         try:
             self._flush(timeout)
         finally:
+            if self._pid >= 0 and self._txn_state is None:
+                self._broker._txns.forget_producer(self._pid)
             self._writer.remove_producer(self)
             with self._lock:
                 self._seal_open()

@@ -19,6 +19,7 @@ import attrs
 
 __all__ = [
     "BatchMetadata",
+    "ConsumerGroupMetadata",
     "ConsumerRecord",
     "FrozenConfig",
     "OffsetAndMetadata",
@@ -91,6 +92,20 @@ class OffsetAndTimestamp(NamedTuple):
     offset: int
     timestamp: int
     leader_epoch: int = -1
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """A group member's identity at one moment (``Consumer.group_metadata()``).
+
+    Passed to ``Producer.send_offsets_to_transaction`` so the commit is refused if the
+    member was fenced by a rebalance meanwhile (Kafka's KIP-447). ``generation_id`` -1
+    and ``member_id`` "" describe a consumer outside group management.
+    """
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
 
 
 class FrozenConfig(Mapping):

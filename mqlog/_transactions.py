@@ -1,0 +1,470 @@
+"""The broker side of exactly-once: producer ids, sequence checks and transactions.
+
+Kafka spreads this over a transaction coordinator, partition leaders and a two-phase
+commit. In one process on one LMDB store it is simpler and stronger: the writer thread
+checks every idempotent batch inside the transaction that stores it, and a transaction
+ends with one LMDB transaction that writes the commit (or abort) marker of every
+partition it touched together with the consumer offsets sent with it, so no crash can
+separate them.
+
+Idempotence: each idempotent producer gets a producer id (a counter in ``meta``) and
+stamps its batches with ``(producer id, epoch, base sequence)``, the sequence counting
+records per partition from 0. The writer keeps the last five batches per producer and
+partition: a batch seen before (a retry whose first acknowledgement was lost) is not
+written again and resolves to the offset it got the first time; a batch that skips
+sequence numbers is refused with ``OutOfOrderSequenceNumberError``. The window lives in
+memory: producers never outlive their process, and the sequence numbers themselves are
+stored in every batch header.
+
+Transactions: a ``transactional_id`` maps to a producer id and an epoch, stored in
+``meta`` (``b"x" + u32``) together with the partitions of its open transaction (and each
+one's first offset, which bounds the last stable offset). ``init_transactions`` bumps the
+epoch, which fences any older producer with the same id, and aborts the transaction it
+left open. Aborted transactions are indexed in ``meta`` (``b"a" + topic id + partition +
+first offset`` -> producer id, marker offset) so ``read_committed`` consumers can skip
+their records. At open, transactions left open by a previous process are aborted at
+once: only one process writes a store, so nobody can ever finish them.
+
+Thread-safety: :class:`TransactionCoordinator` is thread-safe. Its ``_lock`` guards the
+registry of transactional ids; producer-id windows and the partitions' transaction facts
+are changed only by the writer thread (inside writer jobs or batch writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+import time
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import _store
+from . import batch as _batch
+from .errors import (
+    CommitFailedError,
+    OutOfOrderSequenceNumberError,
+    ProducerFencedError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .broker import Broker
+    from .log import PartitionLog
+
+__all__ = ["TransactionCoordinator", "TransactionalId", "control_body"]
+
+log = logging.getLogger("mqlog.transactions")
+
+_U32 = struct.Struct(">I")
+_ABORT_KEY = struct.Struct(">cIIQ")  # b"a", topic id, partition, first offset
+_ABORT_VALUE = struct.Struct(">qQ")  # producer id, marker offset
+_CONTROL_KEY = struct.Struct(">hh")  # Kafka's control record key: version, type
+_CONTROL_VALUE = struct.Struct(">hi")  # version, coordinator epoch
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+SEQ_LIMIT = 1 << 31  # sequence numbers wrap to 0 after 2**31 - 1, as Kafka's
+_EPOCH_LIMIT = 32767
+_WINDOW = 5  # batches remembered per producer and partition (Kafka keeps 5)
+
+
+def control_body(commit: bool, producer_id: int, epoch: int, now_ms: int) -> bytes:
+    """The batch body of a commit or abort marker (Kafka's control record layout)."""
+    return _batch.encode(
+        [_CONTROL_VALUE.pack(0, 0)],
+        [_CONTROL_KEY.pack(0, CONTROL_COMMIT if commit else CONTROL_ABORT)],
+        now_ms, transactional=True, control=True, producer_id=producer_id,
+        producer_epoch=epoch)
+
+
+def control_type(key: bytes) -> str:
+    """``"commit"`` or ``"abort"`` for a control record's key."""
+    return "commit" if _CONTROL_KEY.unpack(key)[1] == CONTROL_COMMIT else "abort"
+
+
+class _Window:
+    """The recent batches of one producer in one partition (writer thread only)."""
+
+    __slots__ = ("epoch", "last_seq", "recent")
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.last_seq = -1
+        self.recent: deque[tuple[int, int, int]] = deque(maxlen=_WINDOW)
+
+    def copy(self) -> _Window:
+        w = _Window(self.epoch)
+        w.last_seq = self.last_seq
+        w.recent = deque(self.recent, maxlen=_WINDOW)
+        return w
+
+
+class TransactionalId:
+    """One ``transactional_id``: its producer id, epoch and open transaction.
+
+    ``open`` and ``deadline`` are changed by the writer thread only; ``epoch`` and
+    ``producer_id`` under the coordinator's lock.
+    """
+
+    __slots__ = ("name", "xid", "producer_id", "epoch", "timeout", "open", "deadline",
+                 "producer", "fenced_reason")
+
+    def __init__(self, name: str, xid: int, producer_id: int, epoch: int) -> None:
+        self.name = name
+        self.xid = xid
+        self.producer_id = producer_id
+        self.epoch = epoch
+        self.timeout = 60.0
+        self.open: dict[PartitionLog, int] = {}  # partition -> first offset in the txn
+        self.deadline: float | None = None  # monotonic time the open txn times out
+        self.producer: Any = None  # weakref to the live producer holding the epoch
+        self.fenced_reason = ""
+
+    def doc(self, open_parts: dict[PartitionLog, int] | None = None) -> bytes:
+        parts = self.open if open_parts is None else open_parts
+        return _store.dumps_json({
+            "id": self.name, "pid": self.producer_id, "epoch": self.epoch,
+            "open": [[p.topic_id, p.partition, first] for p, first in parts.items()]})
+
+
+class TransactionCoordinator:
+    """Producer ids, sequence windows and transactions of one broker (thread-safe)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._lock = threading.Lock()
+        self._ids: dict[str, TransactionalId] = {}
+        self._by_pid: dict[int, TransactionalId] = {}
+        self._windows: dict[tuple[int, Any], _Window] = {}  # writer thread only
+
+    # -- loading and recovery --------------------------------------------------------
+
+    def load(self, txn: Any, topics_by_id: dict[int, Any]) -> None:
+        """Read transactional ids, open transactions and the aborted index (at open)."""
+        ids: dict[str, TransactionalId] = {}
+        for key, raw in txn.meta_items(b"x"):
+            doc = _store.loads_json(raw)
+            state = TransactionalId(doc["id"], _U32.unpack_from(key, 1)[0], doc["pid"],
+                                    doc["epoch"])
+            for tid, part, first in doc["open"]:
+                tlog = topics_by_id.get(tid)
+                if tlog is not None and part < len(tlog.partitions):
+                    plog = tlog.partitions[part]
+                    state.open[plog] = first
+                    plog.open_txns = {**plog.open_txns, state.producer_id: first}
+            ids[state.name] = state
+        for key, raw in txn.meta_items(b"a"):
+            _, tid, part, first = _ABORT_KEY.unpack(key)
+            pid, marker = _ABORT_VALUE.unpack(raw)
+            tlog = topics_by_id.get(tid)
+            if tlog is not None and part < len(tlog.partitions):
+                tlog.partitions[part].add_aborted(pid, first, marker)
+        with self._lock:
+            self._ids = ids
+            self._by_pid = {s.producer_id: s for s in ids.values()}
+
+    def recover(self) -> int:
+        """Abort the transactions a previous process left open; returns how many."""
+        with self._lock:
+            stale = [s for s in self._ids.values() if s.open]
+        for state in stale:
+            self._broker._writer.run(*self._end_job(state, state.epoch, False, {}),
+                                     sync=True)
+        if stale:
+            log.info("aborted %d transaction(s) left open by a previous process",
+                     len(stale))
+        return len(stale)
+
+    # -- producer ids -----------------------------------------------------------------
+
+    def new_producer_id(self) -> int:
+        """Allocate a producer id for an idempotent producer (a writer job)."""
+        return self._broker._writer.run(lambda txn: txn.next_id(b"P"), sync=True)
+
+    def forget_producer(self, producer_id: int) -> None:
+        """Drop a closed producer's sequence windows (queued; no wait)."""
+
+        def apply(_: Any) -> None:
+            for key in [k for k in self._windows if k[0] == producer_id]:
+                del self._windows[key]
+
+        try:
+            self._broker._writer.submit(lambda txn: None, apply)
+        except Exception:  # the broker is closing: the windows go with it
+            pass
+
+    def init_transactions(self, producer: Any, name: str, timeout_ms: float
+                          ) -> TransactionalId:
+        """Fence older producers with ``name``, abort their open transaction, bump the
+        epoch; returns the state, whose ``producer_id``/``epoch`` the producer uses."""
+        writer = self._broker._writer
+        with self._lock:
+            state = self._ids.get(name)
+        if state is None:
+            def create(txn: Any) -> TransactionalId:
+                known = txn.scratch.setdefault("txn_ids", {})
+                if name in known:
+                    return known[name]
+                fresh = TransactionalId(name, txn.next_id(b"x"), txn.next_id(b"P"), -1)
+                known[name] = fresh
+                txn.put_meta(b"x" + _U32.pack(fresh.xid), fresh.doc())
+                return fresh
+
+            def adopt(fresh: TransactionalId) -> TransactionalId:
+                with self._lock:
+                    current = self._ids.setdefault(name, fresh)
+                    self._by_pid[current.producer_id] = current
+                return current
+
+            state = writer.run(create, adopt, sync=True)
+        # Abort what the previous holder left open, then bump the epoch: both in one job.
+        writer.run(*self._end_job(state, None, False, {}, bump=True), sync=True)
+        with self._lock:
+            old = state.producer() if state.producer is not None else None
+            state.producer = weakref.ref(producer)
+            state.timeout = timeout_ms / 1000.0
+        if old is not None and old is not producer:
+            old._fence(f"a newer producer with transactional_id {name!r} called "
+                       f"init_transactions() (epoch {state.epoch})")
+        return state
+
+    # -- the writer's batch checks ------------------------------------------------------
+
+    def admit(self, b: Any, plog: PartitionLog, pending: dict) -> Any:
+        """Check an idempotent batch inside the write transaction.
+
+        Returns None to write it, an int (the base offset it got before) for a
+        duplicate, or the exception to fail it with. ``pending`` holds windows changed
+        earlier in this transaction (applied by :meth:`commit_windows` after commit).
+        """
+        key = (b.producer_id, plog)
+        window = pending.get(key) or self._windows.get(key)
+        if b.transactional:
+            state = self._by_pid.get(b.producer_id)
+            if state is None or state.epoch != b.epoch:
+                return ProducerFencedError(
+                    f"batch for {plog.topic}[{plog.partition}] carries epoch {b.epoch} of "
+                    f"producer id {b.producer_id}, which was fenced: {_fence_text(state)}")
+        n = len(b.values)
+        first = b.base_sequence
+        last = (first + n - 1) % SEQ_LIMIT
+        if window is not None and window.epoch == b.epoch:
+            for seq, seq_last, base in window.recent:
+                if seq == first and seq_last == last:
+                    return base  # a retry of a batch already written
+            expected = (window.last_seq + 1) % SEQ_LIMIT
+        elif window is not None and b.epoch < window.epoch:
+            return ProducerFencedError(
+                f"batch for {plog.topic}[{plog.partition}] carries epoch {b.epoch} but "
+                f"epoch {window.epoch} already wrote there: this producer was fenced")
+        else:
+            expected = 0
+        if first != expected:
+            return OutOfOrderSequenceNumberError(
+                f"batch for {plog.topic}[{plog.partition}] from producer id "
+                f"{b.producer_id} starts at sequence {first}, expected {expected}: records "
+                "between them were never written; this producer's later records to the "
+                "partition fail too; create a new producer and send the lost records again")
+        return None
+
+    def record(self, b: Any, plog: PartitionLog, base: int, pending: dict) -> None:
+        """Note a written idempotent batch in ``pending`` (inside the transaction)."""
+        key = (b.producer_id, plog)
+        window = pending.get(key)
+        if window is None:
+            old = self._windows.get(key)
+            window = old.copy() if old is not None and old.epoch == b.epoch \
+                else _Window(b.epoch)
+            pending[key] = window
+        last = (b.base_sequence + len(b.values) - 1) % SEQ_LIMIT
+        window.recent.append((b.base_sequence, last, base))
+        window.last_seq = last
+
+    def commit_windows(self, pending: dict) -> None:
+        """Adopt the windows of a committed transaction (writer thread)."""
+        self._windows.update(pending)
+
+    def opened(self, txn: Any, b: Any, plog: PartitionLog, base: int,
+               opening: dict) -> None:
+        """A transactional batch was written: if it is the first of its transaction in
+        ``plog``, persist that (inside the transaction; applied by :meth:`adopt_open`)."""
+        state = self._by_pid[b.producer_id]
+        parts = opening.get(state)
+        if parts is None:
+            if plog in state.open:
+                return
+            parts = opening[state] = dict(state.open)
+        if plog not in parts:
+            parts[plog] = base
+            txn.put_meta(b"x" + _U32.pack(state.xid), state.doc(parts))
+
+    def adopt_open(self, opening: dict) -> None:
+        """After the commit: publish newly opened transaction partitions (writer thread).
+
+        Called before end offsets advance, so readers never see the records as stable.
+        """
+        now = time.monotonic()
+        for state, parts in opening.items():
+            for plog, first in parts.items():
+                if plog not in state.open:
+                    plog.open_txns = {**plog.open_txns, state.producer_id: first}
+            state.open = parts
+            if state.deadline is None:
+                state.deadline = now + state.timeout
+
+    # -- ending transactions -------------------------------------------------------------
+
+    def end_transaction(self, state: TransactionalId, epoch: int, commit: bool,
+                        offsets: dict[str, tuple[list, Callable[[], None] | None]],
+                        before_commit: Callable[[], None] | None = None) -> None:
+        """Write commit/abort markers (and, committing, the offsets) in one transaction.
+
+        Args:
+            offsets: per group id, the rows to store and the fencing check to run.
+
+        Raises:
+            ProducerFencedError: ``epoch`` is no longer the id's epoch.
+            CommitFailedError: a group refused the offsets (nothing was written).
+        """
+        prepare, apply = self._end_job(state, epoch, commit, offsets)
+        if before_commit is not None:
+            inner = prepare
+
+            def prepare(txn: Any) -> Any:  # noqa: F811 - a crash-test seam around it
+                result = inner(txn)
+                before_commit()
+                return result
+
+        self._broker._writer.run(prepare, apply, sync=True)
+
+    def _end_job(self, state: TransactionalId, epoch: int | None, commit: bool,
+                 offsets: dict, bump: bool = False) -> tuple[Callable, Callable]:
+        """The writer job ending ``state``'s open transaction (``epoch`` None: any)."""
+        broker = self._broker
+
+        def prepare(txn: Any) -> tuple[list, dict, int]:
+            if epoch is not None and state.epoch != epoch:
+                raise ProducerFencedError(
+                    f"transactional_id {state.name!r} was fenced: {_fence_text(state)}")
+            for _group, (_rows, check) in offsets.items():
+                if check is not None:
+                    check()  # before any write: a refusal leaves nothing behind
+            new_epoch = state.epoch
+            producer_id = state.producer_id
+            if bump:
+                new_epoch = state.epoch + 1
+                if new_epoch > _EPOCH_LIMIT:  # Kafka: a new producer id, epoch 0
+                    producer_id, new_epoch = txn.next_id(b"P"), 0
+            now_ms = time.time_ns() // 1_000_000
+            ends = txn.scratch.setdefault("ends", {})
+            markers = []
+            for plog, first in state.open.items():
+                tlog = broker._topics_by_id.get(plog.topic_id)
+                if tlog is None or plog.partition >= len(tlog.partitions) or \
+                        tlog.partitions[plog.partition] is not plog:
+                    markers.append((plog, None, first))  # the topic was deleted
+                    continue
+                base = ends.get(plog, plog.end_offset)
+                body = control_body(commit, state.producer_id, state.epoch, now_ms)
+                txn.put_batch(plog.topic_id, plog.partition, base,
+                              _batch.with_base_offset(base, body))
+                ends[plog] = base + 1
+                if not commit:
+                    txn.put_meta(_ABORT_KEY.pack(b"a", plog.topic_id, plog.partition, first),
+                                 _ABORT_VALUE.pack(state.producer_id, base))
+                markers.append((plog, base, first))
+            groups: dict[str, int] = {}
+            if commit:
+                for group, (rows, _check) in offsets.items():
+                    gid = broker._group_id_in(txn, group)
+                    for tid, part, value in rows:
+                        txn.put_offset(gid, tid, part, value)
+                groups = dict(txn.scratch.get("groups", {}))
+            saved = TransactionalId(state.name, state.xid, producer_id, new_epoch)
+            txn.put_meta(b"x" + _U32.pack(state.xid), saved.doc({}))
+            return markers, groups, (producer_id, new_epoch)
+
+        def apply(result: tuple[list, dict, tuple[int, int]]) -> None:
+            markers, groups, (producer_id, new_epoch) = result
+            old_pid = state.producer_id
+            for plog, base, first in markers:
+                if base is None:
+                    continue
+                if not commit:
+                    plog.add_aborted(old_pid, first, base)
+                open_txns = dict(plog.open_txns)
+                open_txns.pop(old_pid, None)
+                plog.open_txns = open_txns
+                plog.end_offset = max(plog.end_offset, base + 1)
+            state.open = {}
+            state.deadline = None
+            if groups:
+                broker._adopt_groups(groups)
+            with self._lock:
+                if producer_id != old_pid:
+                    self._by_pid.pop(old_pid, None)
+                    self._by_pid[producer_id] = state
+                state.producer_id = producer_id
+                state.epoch = new_epoch
+            if markers:
+                broker._notify_data()
+
+        return prepare, apply
+
+    # -- timeouts (writer thread) --------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time the soonest open transaction times out (None: none)."""
+        soonest = None
+        for state in list(self._by_pid.values()):
+            d = state.deadline
+            if d is not None and (soonest is None or d < soonest):
+                soonest = d
+        return soonest
+
+    def expire(self, now: float, run_job: Callable[[Any, Any], None]) -> None:
+        """Abort transactions open longer than their timeout and fence their producers
+        (they may still be running: a zombie must not write into a later transaction)."""
+        for state in list(self._by_pid.values()):
+            if state.deadline is None or state.deadline > now:
+                continue
+            reason = (f"its transaction stayed open longer than transaction_timeout_ms="
+                      f"{state.timeout * 1000:g} and was aborted")
+            try:
+                run_job(*self._end_job(state, None, False, {}, bump=True))
+            except Exception as exc:  # e.g. the disk is full: try again in a second
+                log.warning("aborting the timed-out transaction of %r failed: %s",
+                            state.name, exc)
+                state.deadline = now + 1.0
+                continue
+            state.fenced_reason = reason
+            producer = state.producer() if state.producer is not None else None
+            if producer is not None:
+                producer._fence(f"transactional_id {state.name!r}: {reason}")
+            log.warning("transactional_id %r: %s", state.name, reason)
+
+    def check_group_member(self, group_id: str, generation: int, member_id: str,
+                           partitions: list) -> Callable[[], None]:
+        """The fencing check for offsets sent with ``ConsumerGroupMetadata``."""
+        coord = self._broker._coordinator
+        if not member_id:
+            return lambda: coord.check_commit(group_id, None, -1, partitions)
+
+        def check() -> None:
+            member = coord.member(group_id, member_id)
+            if member is None:
+                raise CommitFailedError(
+                    f"offsets for group {group_id!r} were refused: member {member_id!r} "
+                    "is no longer in the group (it left, was evicted or fenced); abort "
+                    "the transaction, poll() to rejoin and process again")
+            coord.check_commit(group_id, member, generation, partitions)
+
+        return check
+
+
+def _fence_text(state: TransactionalId | None) -> str:
+    if state is None:
+        return "its transactional_id is unknown; call init_transactions()"
+    return state.fenced_reason or (
+        f"a newer producer with transactional_id {state.name!r} holds epoch "
+        f"{state.epoch}; close this producer")
