@@ -29,6 +29,7 @@ from .group import (
     MemberDescription,
 )
 from .partitioner import murmur2
+from .pipeline import Pipeline, PipelineStats, pipeline
 from .producer import FutureBatchMetadata, FutureRecordMetadata, Producer
 from .records import (
     BatchMetadata,
@@ -64,6 +65,8 @@ __all__ = [
     "OffsetAndTimestamp",
     "OffsetResetStrategy",
     "PartitionBatch",
+    "Pipeline",
+    "PipelineStats",
     "Producer",
     "RecordMetadata",
     "TopicInfo",
@@ -72,6 +75,7 @@ __all__ = [
     "errors",
     "murmur2",
     "open",
+    "pipeline",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
