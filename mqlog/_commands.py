@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Iterable, TextIO
 
 from . import open as open_broker
+from ._transactions import control_type
 from .batch import decode
 from .broker import Broker
 from .errors import BrokerLockedError, MqlogError, UnknownTopicOrPartitionError
@@ -278,6 +279,7 @@ def consume(args: Any, out: Output) -> int:
             broker._partition(tp)
         consumer = broker.consumer(
             group_id=args.group, enable_auto_commit=False,
+            isolation_level=args.isolation_level,
             auto_offset_reset="earliest" if args.from_beginning or not args.group else "latest")
         consumer.assign(tps)
         if args.from_beginning:
@@ -407,18 +409,36 @@ def dump(args: Any, out: Output) -> int:
                         f"partition {p} does not exist in {args.topic!r}")
                 for base, raw in txn.batches(tlog.topic_id, p, 0):
                     b = decode(raw)
+                    producer = ""
+                    if b.producer_id >= 0:
+                        producer = (f" producer_id={b.producer_id} epoch={b.producer_epoch}"
+                                    f" base_sequence={b.base_sequence}"
+                                    + (" transactional" if b.is_transactional else ""))
                     if not out.json:
                         print(f"batch {args.topic}[{p}] offsets {b.base_offset}..{b.last_offset}"
                               f" records={b.count} bytes={len(raw)} codec={b.codec or 'none'} "
-                              f"first_ts={b.first_timestamp} max_ts={b.max_timestamp}",
-                              file=out.out)
+                              f"first_ts={b.first_timestamp} max_ts={b.max_timestamp}"
+                              f"{producer}", file=out.out)
                     for r in b.records(args.topic, p):
+                        if b.is_control:  # a transaction marker, not a record
+                            kind = control_type(r.key)
+                            if out.json:
+                                records.append({"partition": p, "offset": r.offset,
+                                                "timestamp": r.timestamp, "control": kind,
+                                                "producer_id": b.producer_id, "batch": base})
+                            else:
+                                print(f"  offset {r.offset} ts {r.timestamp} {kind.upper()} "
+                                      f"marker of producer id {b.producer_id}", file=out.out)
+                            continue
                         item = {"partition": p, "offset": r.offset, "timestamp": r.timestamp,
                                 "key": None if r.key is None else r.key.decode(
                                     "utf-8", "backslashreplace"),
                                 "value": None if r.value is None else r.value.decode(
                                     "utf-8", "backslashreplace"),
                                 "batch": base}
+                        if b.is_transactional:
+                            item["producer_id"] = b.producer_id
+                            item["transactional"] = True
                         if out.json:
                             records.append(item)
                         else:

@@ -443,14 +443,25 @@ class Broker:
 
         return self._writer.run(prepare, apply, sync=True)
 
-    def messages(self, topic: str) -> list[ConsumerRecord]:
+    def messages(self, topic: str, isolation_level: str = "read_uncommitted"
+                 ) -> list[ConsumerRecord]:
         """Every stored record of ``topic``, ordered by (partition, offset).
 
         Meant for assertions in tests. Cost: reads the whole topic into memory.
 
+        Args:
+            isolation_level: "read_committed" leaves out records of aborted and open
+                transactions. Transaction markers are never included.
+
         Raises:
             UnknownTopicOrPartitionError: no such topic.
+            InvalidConfigError: an unknown isolation level.
         """
+        if isolation_level not in ("read_uncommitted", "read_committed"):
+            raise InvalidConfigError(
+                f"isolation_level={isolation_level!r} is not valid: use "
+                "'read_uncommitted' or 'read_committed'")
+        committed = isolation_level == "read_committed"
         self._check_open()
         if self.readonly:
             self._refresh_readonly()
@@ -460,7 +471,8 @@ class Broker:
             for plog in tlog.partitions:
                 position = plog.log_start
                 while position < plog.end_offset:
-                    recs, position, _ = fetch(txn, plog, position, 1 << 30)
+                    recs, position, _ = fetch(txn, plog, position, 1 << 30,
+                                              read_committed=committed)
                     out.extend(recs)
                     if not recs:
                         break

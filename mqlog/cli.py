@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", type=int)
     p.add_argument("--max-messages", type=int)
     p.add_argument("--follow", action="store_true", help="keep waiting for new records")
+    p.add_argument("--isolation-level", default="read_uncommitted",
+                   choices=["read_uncommitted", "read_committed"],
+                   help="read_committed hides records of aborted and open transactions")
     p.add_argument("--format", default="%s",
                    help="kcat-style: %%t topic %%p partition %%o offset %%k key %%s value "
                         "%%T timestamp %%h headers (default %%s)")

@@ -230,3 +230,27 @@ def test_cli_edge_cases_from_review(tmp_path):
     pipe = subprocess.run(f"{sys.executable} -m mqlog consume big | head -1", shell=True,
                           capture_output=True, text=True, env=env, timeout=60)
     assert pipe.stdout.strip() == "0" and "Broken pipe" not in pipe.stderr
+
+
+def test_consume_isolation_and_dump_show_transactions(tmp_path):
+    data = str(tmp_path / "d")
+    with mqlog.open(data) as b:
+        b.create_topic("t", 1)
+        p = b.producer(transactional_id="cli")
+        p.init_transactions()
+        for value, commit in ((b"kept", True), (b"dropped", False)):
+            p.begin_transaction()
+            p.send("t", value)
+            if commit:
+                p.commit_transaction()
+            else:
+                p.abort_transaction()
+    everything = mq("consume", "t", data=data).stdout.split()
+    assert everything == ["kept", "dropped"]  # markers are never printed as records
+    committed = mq("consume", "t", "--isolation-level", "read_committed", data=data)
+    assert committed.stdout.split() == ["kept"]
+    dump = mq("dump", "t", data=data).stdout
+    assert "COMMIT marker" in dump and "ABORT marker" in dump and "transactional" in dump
+    items = json.loads(mq("--json", "dump", "t", data=data).stdout)
+    assert [i.get("control") for i in items] == [None, "commit", None, "abort"]
+    assert all(i["producer_id"] == items[0]["producer_id"] for i in items)
