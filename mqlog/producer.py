@@ -905,11 +905,14 @@ class Producer:
                 aborted this transaction already).
         """
         with self._txn_lock:
-            self._txn_require("abort_transaction", "in_transaction", "abortable_error",
-                              "committing")
+            self._txn_require("abort_transaction", "in_transaction", "abortable_error")
             self._send_refused = "the transaction is being aborted"
             self._txn_state = "aborting"
-            self._flush(timeout)
+            try:  # its records are written first, so the markers follow all of them
+                self._flush(timeout)
+            except KafkaTimeoutError:
+                self._txn_state = "abortable_error"
+                raise
             try:
                 self._broker._txns.end_transaction(self._txn, self._epoch, False, {})
             except ProducerFencedError as exc:

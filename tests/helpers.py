@@ -20,6 +20,25 @@ def run_python(code: str, *args: str, timeout: float = 60, check: bool = True,
     return proc
 
 
+def finish(child: subprocess.Popen, timeout: float = 30) -> tuple[str, str]:
+    """Wait for a child whose stdout was partly read line by line (``for line in
+    child.stdout``); return the rest of its stdout and its stderr.
+
+    Unlike ``communicate()``, which reads the raw pipe, this also returns the lines the
+    text reader had already buffered but not yet handed out — after a ``break`` they
+    would otherwise be lost (and a kill test would miscount what the child did).
+    """
+    timer = threading.Timer(timeout, child.kill)
+    timer.start()
+    try:
+        rest = child.stdout.read()
+        err = child.stderr.read() if child.stderr is not None else ""
+        child.wait()
+    finally:
+        timer.cancel()
+    return rest, err
+
+
 def child_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")

@@ -17,7 +17,7 @@ import threading
 
 import pytest
 from checker import report
-from helpers import child_env
+from helpers import child_env, finish
 
 import mqlog
 from mqlog import TopicPartition
@@ -78,7 +78,7 @@ def run_child(path, mode, kill_after, rng):
                     break
             elif line.strip() == "done":
                 finished = True
-        rest, err = child.communicate(timeout=30)
+        rest, err = finish(child)
         for line in rest.splitlines():
             if line.startswith("proc "):
                 _, p, o = line.split()

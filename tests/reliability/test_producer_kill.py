@@ -18,7 +18,7 @@ import time
 
 import pytest
 from checker import assert_clean, check, report
-from helpers import child_env
+from helpers import child_env, finish
 
 import mqlog
 
@@ -105,7 +105,7 @@ def run_round(path, rnd, acks, rng, acked):
         if running:
             first.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
-        rest, _ = first.communicate(timeout=30)
+        rest, _ = finish(first)
         for line in rest.splitlines():
             if line.startswith("ack "):
                 _, part, offset, i = line.split()
@@ -118,7 +118,7 @@ def run_round(path, rnd, acks, rng, acked):
             read_acks(second, 2 * rnd + 1, acked, len(acked) + rng.randint(1, 500),
                       time.monotonic() + 20)
             second.send_signal(signal.SIGKILL)
-            rest, _ = second.communicate(timeout=30)
+            rest, _ = finish(second)
             for line in rest.splitlines():
                 if line.startswith("ack "):
                     _, part, offset, i = line.split()
