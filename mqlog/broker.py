@@ -31,6 +31,7 @@ from .batch import header_fields
 from .errors import (
     ClosedError,
     IllegalStateError,
+    InvalidConfigError,
     InvalidPartitionsError,
     InvalidTopicError,
     OffsetOutOfRangeError,
@@ -169,6 +170,7 @@ class Broker:
         self._handles: weakref.WeakSet[Any] = weakref.WeakSet()
         self._readonly_txn_id = -1
         self._txns = TransactionCoordinator(self)
+        self._faults: Any = None  # created on first use (broker.faults)
         if fsync is None:
             sync_mode = False if self.temporary else None
         else:
@@ -719,6 +721,20 @@ class Broker:
             return list(self._groups)
 
     # -- handles ------------------------------------------------------------------
+
+    @property
+    def faults(self) -> Any:
+        """This broker's :class:`~mqlog.faults.Faults` registry: failures and latency
+        injected into the drop-in clients (tests)."""
+        faults = self._faults
+        if faults is None:
+            from .faults import Faults
+
+            with self._lock:
+                if self._faults is None:
+                    self._faults = Faults(self)
+                faults = self._faults
+        return faults
 
     def admin(self) -> Any:
         """A new :class:`~mqlog.admin.Admin` for topics and consumer groups."""

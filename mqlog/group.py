@@ -459,6 +459,23 @@ class GroupCoordinator:
 
     # -- fencing -------------------------------------------------------------------
 
+    def evict(self, group_id: str, member_id: str | None = None,
+              reason: str = "it was expired by fault injection") -> list[str]:
+        """Remove a member (default: every member) as if its session had expired; its
+        next ``poll()`` sees the loss (``on_partitions_lost``) and rejoins. Returns the
+        member ids removed (tests and fault injection)."""
+        with self._lock:
+            g = self._current(group_id)
+            if g is None:
+                return []
+            doomed = [m for m in g.members.values()
+                      if member_id is None or m.member_id == member_id]
+            for m in doomed:
+                self._remove(g, m, reason)
+        if doomed:
+            self._broker._notify_data()
+        return [m.member_id for m in doomed]
+
     def member(self, group_id: str, member_id: str) -> Member | None:
         """The live member ``member_id`` of ``group_id``, or None."""
         with self._lock:
