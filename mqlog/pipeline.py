@@ -310,8 +310,10 @@ class Pipeline:
             self.on_point(name)
 
     def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {tp: OffsetAndMetadata(recs[-1].offset + 1, "", -1)
-                   for tp, recs in batch.items()}
+        # The consumer's position, not last offset + 1: it is already past transaction
+        # markers that follow the records, so a transactional source shows no lag.
+        offsets = {tp: OffsetAndMetadata(self.consumer.position(tp), "", -1)
+                   for tp in batch}
         n_in = sum(len(recs) for recs in batch.values())
         if self.guarantee == "at_most_once":
             self.consumer.commit(offsets)

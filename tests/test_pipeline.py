@@ -180,3 +180,19 @@ def test_sigterm_stops_gracefully_committing_the_current_transaction(data_dir):
         assert committed == inputs == len(out_records)
         assert len({r.value for r in out_records}) == len(out_records)
         assert all(not plog.open_txns for plog in b._topics["out"].partitions)
+
+
+def test_chained_pipelines_reach_zero_lag_on_a_transactional_source(broker):
+    values = fill(broker, 400, partitions=2)
+    first = mqlog.pipeline(broker, "in", "mid", "one", lambda r: r.value,
+                           idle_timeout_ms=150, max_records=64)
+    second = mqlog.pipeline(broker, "mid", "out", "two", lambda r: r.value + b"'",
+                            idle_timeout_ms=150, max_records=64)
+    assert first.inputs == second.inputs == 400
+    # "mid" holds commit markers after the records; the committed offsets are past
+    # them (the consumer's position), so the second group has no lag of one per
+    # partition (a classic of offsets taken as last record + 1).
+    assert second.lag == 0
+    assert all(g.lag == 0 for g in broker.admin().lag("two").values())
+    assert sorted(r.value for r in committed_output(broker)) == sorted(
+        v + b"'" for v in values)
