@@ -26,6 +26,8 @@ SCRIPTS = [
     ("groups.py", "Consumer groups (issue #3)", [], ["--rounds", "4", "--records",
                                                      "50000"]),
     ("retention.py", "Disk use under retention (issue #4)", [], ["--rounds", "6"]),
+    ("transactions.py", "Transactions (issue #6)", [], ["--records", "20000",
+                                                      "--runs", "1"]),
 ]
 
 

@@ -152,7 +152,9 @@ class Producer:
             Needs ``acks="all"`` (the default when it is set), as Kafka does.
         transactional_id: enables transactions (and idempotence): call
             ``init_transactions()`` once, then ``begin_transaction()`` /
-            ``commit_transaction()`` around the records of each transaction.
+            ``commit_transaction()`` around the records of each transaction. A
+            transactional record's future resolves once it is committed to the store;
+            ``commit_transaction()`` flushes the whole transaction to disk at once.
         transaction_timeout_ms: a transaction open longer than this is aborted and the
             producer fenced (default 60000).
 
