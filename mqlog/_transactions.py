@@ -205,6 +205,10 @@ class TransactionCoordinator:
                 known = txn.scratch.setdefault("txn_ids", {})
                 if name in known:
                     return known[name]
+                with self._lock:  # a racing init created it in an earlier write
+                    current = self._ids.get(name)
+                if current is not None:  # (writer thread: earlier applies have run)
+                    return current
                 fresh = TransactionalId(name, txn.next_id(b"x"), txn.next_id(b"P"), -1)
                 known[name] = fresh
                 txn.put_meta(b"x" + _U32.pack(fresh.xid), fresh.doc())
@@ -406,6 +410,8 @@ class TransactionCoordinator:
                     self._by_pid[producer_id] = state
                 state.producer_id = producer_id
                 state.epoch = new_epoch
+                if bump:  # a new fence: an older reason (a timeout) no longer applies
+                    state.fenced_reason = ""
             if markers:
                 broker._notify_data()
 
@@ -444,11 +450,16 @@ class TransactionCoordinator:
             log.warning("transactional_id %r: %s", state.name, reason)
 
     def check_group_member(self, group_id: str, generation: int, member_id: str,
-                           partitions: list) -> Callable[[], None]:
-        """The fencing check for offsets sent with ``ConsumerGroupMetadata``."""
+                           partitions: list) -> Callable[[], None] | None:
+        """The fencing check for offsets sent with ``ConsumerGroupMetadata`` (None: no
+        check, for offsets sent with a bare group id)."""
         coord = self._broker._coordinator
         if not member_id:
-            return lambda: coord.check_commit(group_id, None, -1, partitions)
+            # Kafka's pre-KIP-447 form is not fenced: its coordinator accepts
+            # transactional offsets without a member even while the group has members
+            # (the consume-transform-produce loop of a subscribed consumer). Rejected:
+            # the manual-assignment rule of plain commits, which refused that loop.
+            return None
 
         def check() -> None:
             member = coord.member(group_id, member_id)

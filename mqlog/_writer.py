@@ -346,6 +346,7 @@ class LogWriter:
                     body, max_ts, span = b._encode(now_ms if tlog.log_append_time else None)
                 except Exception as exc:  # inputs are checked in send(); never poison a cycle
                     log.exception("encoding a batch for %s[%d] failed", b.topic, b.partition)
+                    _give_back_sequences([(b, plog)])
                     b._fail(exc)
                 else:
                     chunk.append((b, plog, body, max_ts, span))
@@ -371,7 +372,8 @@ class LogWriter:
             else:
                 b._fail(sync_error)
 
-    def _commit_chunk(self, chunk: list[tuple], need_flush: list) -> BaseException | None:
+    def _commit_chunk(self, chunk: list[tuple], need_flush: list,
+                      retry: bool = False) -> BaseException | None:
         """Commit encoded batches in one transaction; returns the error if it failed.
 
         Idempotent batches are checked inside the transaction: a duplicate resolves to
@@ -415,6 +417,8 @@ class LogWriter:
             if self.on_point is not None:
                 self.on_point("after_commit")  # committed, nothing acknowledged yet
         except BaseException as exc:
+            if not retry:  # a failed lose_acks retry: the first write stands
+                _give_back_sequences([(b, plog) for b, plog, *_ in chunk])
             for b, *_ in chunk:
                 b._fail(exc)
             return exc
@@ -429,13 +433,36 @@ class LogWriter:
         self._broker._notify_data()
         if self.lose_acks:  # seam: the acknowledgement was lost; the producer retries
             self.lose_acks -= 1
-            return self._commit_chunk(chunk, need_flush)
+            return self._commit_chunk(chunk, need_flush, retry=True)
         flush = self._sync_mode is None
         for (b, *_), outcome in zip(chunk, outcomes):
             if type(outcome) is not int:
                 b._fail(outcome)
-            elif flush and b.acks == -1:
+            elif flush and b.acks == -1 and not b.transactional:
+                # A transaction's records are flushed by its commit: the marker's job
+                # flushes after every earlier commit, and until the marker lands the
+                # records do not count (a crash before it aborts the transaction).
                 need_flush.append((b, outcome))
             else:
                 b._resolve(outcome)
         return None
+
+
+def _give_back_sequences(unwritten: list[tuple[Any, Any]]) -> None:
+    """Rewind idempotent producers' sequence numbers over batches never written.
+
+    The batches were stamped but nothing of them reached the store, so the window
+    still expects their first sequence number: without the rewind every later batch of
+    the producer to the partition would be refused as a gap, forever (a disk-full
+    commit would poison an idempotent producer). Batches are stamped in order, so the
+    first unwritten one of a producer and partition holds the number to go back to.
+    Writer thread only (it owns the producers' ``_next_seq``).
+    """
+    seen = set()
+    for b, plog in unwritten:
+        p = b.producer
+        if b.base_sequence < 0 or (id(p), plog) in seen:
+            continue
+        seen.add((id(p), plog))
+        if p._seq_epoch == b.epoch:  # a new epoch counts from 0 again anyway
+            p._next_seq[plog] = b.base_sequence

@@ -421,30 +421,37 @@ class Producer:
             _bad_timestamp(timestamp_ms)
         if self._buffered > self._buffer_memory:
             self._block_while_full()
-        while True:
-            route = self._routes.get(topic)
-            if route is None or route.version != self._broker._version:
-                route = self._route(topic)
-            if size > route.max_size:
-                self._too_large(route, size)
-            if key is None and route.compacted:
-                self._keyless_on_compacted(route)
-            if partition is None and self._partitioner is None:
-                if key is None:
-                    p = -1  # keyless: sticky, decided under the lock
+        try:  # a record refused inside a transaction spoils the transaction
+            while True:
+                route = self._routes.get(topic)
+                if route is None or route.version != self._broker._version:
+                    route = self._route(topic)
+                if size > route.max_size:
+                    self._too_large(route, size)
+                if key is None and route.compacted:
+                    self._keyless_on_compacted(route)
+                if partition is None and self._partitioner is None:
+                    if key is None:
+                        p = -1  # keyless: sticky, decided under the lock
+                    else:
+                        p = route.key_cache.get(key)
+                        if p is None:
+                            p = self._pick_partition(route, key, None)
                 else:
-                    p = route.key_cache.get(key)
-                    if p is None:
-                        p = self._pick_partition(route, key, None)
-            else:
-                p = self._pick_partition(route, key, partition)
-            # Inlined _lock_route (the hot path): lock only a route still current.
-            self._acquire()
-            if not route.dead and not self._closed:
-                break  # holding the lock
-            self._release_lock()
-            if self._closed:
-                raise ClosedError(self._closed)
+                    p = self._pick_partition(route, key, partition)
+                # Inlined _lock_route (the hot path): lock only a route still current.
+                self._acquire()
+                if not route.dead and not self._closed and self._send_refused is None:
+                    break  # holding the lock
+                self._release_lock()
+                if self._closed:
+                    raise ClosedError(self._closed)
+                if self._send_refused is not None:  # e.g. a commit started meanwhile
+                    self._refuse_send()
+        except MqlogError as exc:
+            if self._txn_state is not None:
+                self._spoil_transaction(exc)
+            raise
         try:
             opened = route.open
             b = opened[p if p >= 0 else route.sticky]
@@ -479,11 +486,13 @@ class Producer:
             ClosedError: the producer was closed meanwhile.
         """
         self._acquire()
-        if not route.dead and not self._closed:
+        if not route.dead and not self._closed and self._send_refused is None:
             return True
         self._release_lock()
         if self._closed:
             raise ClosedError(self._closed)
+        if self._send_refused is not None:  # e.g. a commit started meanwhile
+            self._refuse_send()
         return False
 
     def _open_batch(self, route: _Route, p: int) -> ProducerBatch:
@@ -603,18 +612,23 @@ class Producer:
         if self._buffered and self._buffered + total > self._buffer_memory:
             with self._lock:
                 self._wait_for_space(total)
-        while True:
-            route = self._routes.get(topic)
-            if route is None or route.version != self._broker._version:
-                route = self._route(topic)
-            biggest = max(value_sizes, default=0) + RECORD_OVERHEAD
-            if biggest > route.max_size:
-                self._too_large(route, biggest)
-            if route.compacted and (keys is None or any(k is None for k in keys)):
-                self._keyless_on_compacted(route)
-            groups = self._group_by_partition(route, keys, partition, n)
-            if self._lock_route(route):
-                break  # holding the lock
+        try:  # a record refused inside a transaction spoils the transaction
+            while True:
+                route = self._routes.get(topic)
+                if route is None or route.version != self._broker._version:
+                    route = self._route(topic)
+                biggest = max(value_sizes, default=0) + RECORD_OVERHEAD
+                if biggest > route.max_size:
+                    self._too_large(route, biggest)
+                if route.compacted and (keys is None or any(k is None for k in keys)):
+                    self._keyless_on_compacted(route)
+                groups = self._group_by_partition(route, keys, partition, n)
+                if self._lock_route(route):
+                    break  # holding the lock
+        except MqlogError as exc:
+            if self._txn_state is not None:
+                self._spoil_transaction(exc)
+            raise
         per_batch = max(1, self._batch_size * n // max(total, 1)) if n else 1
         batches: list[ProducerBatch] = []
         try:
@@ -741,6 +755,12 @@ class Producer:
             raise ProducerFencedError(self._fenced)
         raise IllegalStateError(self._send_refused)
 
+    def _spoil_transaction(self, error: BaseException) -> None:
+        """A record of the open transaction was refused: it can no longer commit."""
+        with self._lock:
+            if self._txn_state == "in_transaction" and self._txn_error is None:
+                self._txn_error = error
+
     def _fence(self, reason: str) -> None:
         """Called by the broker when a newer producer took this transactional id."""
         self._fenced = (f"this producer was fenced: {reason}; close it and create a new "
@@ -788,6 +808,8 @@ class Producer:
             self._txn = state
             self._pid = state.producer_id
             self._epoch = state.epoch
+            if self._fenced:  # fenced by a racing init_transactions() meanwhile
+                raise ProducerFencedError(self._fenced)
             self._txn_state = "ready"
             self._send_refused = (
                 f"transactional producer {self.transactional_id!r} can only send inside a "
@@ -874,6 +896,7 @@ class Producer:
                 raise ProducerFencedError(self._fenced)
             if self._txn_error is not None:
                 self._txn_state = "abortable_error"
+                self._send_refused = "the transaction failed: call abort_transaction()"
                 raise TransactionAbortableError(
                     f"transaction of {self.transactional_id!r} cannot commit: a record in "
                     f"it failed ({self._txn_error}); call abort_transaction() and redo the "
