@@ -1,0 +1,5 @@
+"""kafka-python's ``kafka.consumer`` package."""
+
+from .group import KafkaConsumer
+
+__all__ = ["KafkaConsumer"]

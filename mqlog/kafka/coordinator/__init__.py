@@ -1,0 +1,1 @@
+"""kafka-python's ``kafka.coordinator`` package: only its assignor classes exist here."""
