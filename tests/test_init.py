@@ -37,3 +37,14 @@ def test_null_handler_installed():
 
     handlers = logging.getLogger("mqlog").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+def test_import_is_lazy_and_cheap():
+    """pytest imports mqlog in every session (the plugin entry point): `import mqlog`
+    must not load the store, LMDB or the broker until a name is used."""
+    from helpers import run_python
+
+    out = run_python("import sys, mqlog; print(sorted(m for m in ('lmdb', 'mqlog.broker', "
+                     "'mqlog._store') if m in sys.modules)); mqlog.open; "
+                     "print('mqlog.broker' in sys.modules)").stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True"
