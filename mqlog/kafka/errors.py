@@ -29,7 +29,7 @@ import sys
 from typing import Any
 
 
-class KafkaError(Exception):
+class KafkaError(RuntimeError):
     """Base class of every kafka-python error."""
 
     retriable = False
