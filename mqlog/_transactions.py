@@ -32,6 +32,7 @@ are changed only by the writer thread (inside writer jobs or batch writes).
 
 from __future__ import annotations
 
+import copy
 import logging
 import struct
 import threading
@@ -44,6 +45,7 @@ from . import _store
 from . import batch as _batch
 from .errors import (
     CommitFailedError,
+    MqlogError,
     OutOfOrderSequenceNumberError,
     ProducerFencedError,
 )
@@ -194,9 +196,14 @@ class TransactionCoordinator:
             pass
 
     def init_transactions(self, producer: Any, name: str, timeout_ms: float
-                          ) -> TransactionalId:
+                          ) -> tuple[TransactionalId, int, int]:
         """Fence older producers with ``name``, abort their open transaction, bump the
-        epoch; returns the state, whose ``producer_id``/``epoch`` the producer uses."""
+        epoch; returns the state and the producer id and epoch the producer uses.
+
+        Raises:
+            ProducerFencedError: a racing ``init_transactions()`` for ``name`` bumped
+                the epoch again after this one.
+        """
         writer = self._broker._writer
         with self._lock:
             state = self._ids.get(name)
@@ -222,15 +229,23 @@ class TransactionCoordinator:
 
             state = writer.run(create, adopt, sync=True)
         # Abort what the previous holder left open, then bump the epoch: both in one job.
-        writer.run(*self._end_job(state, None, False, {}, bump=True), sync=True)
+        producer_id, epoch = writer.run(
+            *self._end_job(state, None, False, {}, bump=True), sync=True)
         with self._lock:
+            # The epoch this call's own bump produced, never a later one: two racing
+            # callers adopting the newest epoch would both write with it, and each
+            # one's batches would pass for retries of the other's.
+            if (state.producer_id, state.epoch) != (producer_id, epoch):
+                raise ProducerFencedError(
+                    f"a newer producer with transactional_id {name!r} called "
+                    f"init_transactions() at the same time and holds epoch {state.epoch}")
             old = state.producer() if state.producer is not None else None
             state.producer = weakref.ref(producer)
             state.timeout = timeout_ms / 1000.0
         if old is not None and old is not producer:
             old._fence(f"a newer producer with transactional_id {name!r} called "
-                       f"init_transactions() (epoch {state.epoch})")
-        return state
+                       f"init_transactions() (epoch {epoch})")
+        return state, producer_id, epoch
 
     # -- the writer's batch checks ------------------------------------------------------
 
@@ -320,15 +335,23 @@ class TransactionCoordinator:
 
     def end_transaction(self, state: TransactionalId, epoch: int, commit: bool,
                         offsets: dict[str, tuple[list, Callable[[], None] | None]],
-                        before_commit: Callable[[], None] | None = None) -> None:
+                        before_commit: Callable[[], None] | None = None
+                        ) -> MqlogError | None:
         """Write commit/abort markers (and, committing, the offsets) in one transaction.
 
         Args:
             offsets: per group id, the rows to store and the fencing check to run.
 
+        Returns:
+            None; or, when the transaction ended (it is committed or aborted in the
+            store, visible to readers) but flushing it to disk failed, the error to
+            raise once the caller has ended the transaction too: it must not be
+            aborted or redone as if it had never happened.
+
         Raises:
             ProducerFencedError: ``epoch`` is no longer the id's epoch.
             CommitFailedError: a group refused the offsets (nothing was written).
+            MqlogError: the write failed (nothing was written).
         """
         prepare, apply = self._end_job(state, epoch, commit, offsets)
         if before_commit is not None:
@@ -339,43 +362,73 @@ class TransactionCoordinator:
                 before_commit()
                 return result
 
-        self._broker._writer.run(prepare, apply, sync=True)
+        ended: list[bool] = []
+
+        def apply_and_note(result: Any) -> None:
+            apply(result)
+            ended.append(True)
+
+        try:
+            self._broker._writer.run(prepare, apply_and_note, sync=True)
+        except MqlogError as exc:
+            if not ended:
+                raise
+            # The writer hands one flush error to every job of the write: a copy
+            # carries this transaction's text.
+            error = copy.copy(exc)
+            error.args = (
+                f"the transaction of {state.name!r} was "
+                f"{'committed' if commit else 'aborted'} (readers see it"
+                f"{' and its offsets are stored' if commit else ''}) but flushing it to "
+                f"disk failed: {exc}; do not redo or abort it; a power loss may still "
+                "undo it",)
+            error.__cause__ = exc
+            return error
+        return None
 
     def _end_job(self, state: TransactionalId, epoch: int | None, commit: bool,
                  offsets: dict, bump: bool = False) -> tuple[Callable, Callable]:
         """The writer job ending ``state``'s open transaction (``epoch`` None: any)."""
         broker = self._broker
 
-        def prepare(txn: Any) -> tuple[list, dict, int]:
-            if epoch is not None and state.epoch != epoch:
+        def prepare(txn: Any) -> tuple[list, dict, tuple[int, int, int]]:
+            # An earlier job of this write may have ended the transaction or bumped the
+            # epoch already (a zombie's commit and its successor's init_transactions()
+            # in one write): judge by that, not by the memory its apply has yet to
+            # change, or the transaction would get a second (abort) marker and the
+            # epoch would go back.
+            ended = txn.scratch.setdefault("txn_ends", {})
+            pid_now, epoch_now = ended.get(state, (state.producer_id, state.epoch))
+            if epoch is not None and epoch_now != epoch:
                 raise ProducerFencedError(
-                    f"transactional_id {state.name!r} was fenced: {_fence_text(state)}")
+                    f"transactional_id {state.name!r} was fenced: "
+                    f"{_fence_text(state, epoch_now)}")
             for _group, (_rows, check) in offsets.items():
                 if check is not None:
                     check()  # before any write: a refusal leaves nothing behind
-            new_epoch = state.epoch
-            producer_id = state.producer_id
+            new_epoch = epoch_now
+            producer_id = pid_now
             if bump:
-                new_epoch = state.epoch + 1
+                new_epoch = epoch_now + 1
                 if new_epoch > _EPOCH_LIMIT:  # Kafka: a new producer id, epoch 0
                     producer_id, new_epoch = txn.next_id(b"P"), 0
             now_ms = time.time_ns() // 1_000_000
             ends = txn.scratch.setdefault("ends", {})
             markers = []
-            for plog, first in state.open.items():
+            for plog, first in ({} if state in ended else state.open).items():
                 tlog = broker._topics_by_id.get(plog.topic_id)
                 if tlog is None or plog.partition >= len(tlog.partitions) or \
                         tlog.partitions[plog.partition] is not plog:
                     markers.append((plog, None, first))  # the topic was deleted
                     continue
                 base = ends.get(plog, plog.end_offset)
-                body = control_body(commit, state.producer_id, state.epoch, now_ms)
+                body = control_body(commit, pid_now, epoch_now, now_ms)
                 txn.put_batch(plog.topic_id, plog.partition, base,
                               _batch.with_base_offset(base, body))
                 ends[plog] = base + 1
                 if not commit:
                     txn.put_meta(_ABORT_KEY.pack(b"a", plog.topic_id, plog.partition, first),
-                                 _ABORT_VALUE.pack(state.producer_id, base))
+                                 _ABORT_VALUE.pack(pid_now, base))
                 markers.append((plog, base, first))
             groups: dict[str, int] = {}
             if commit:
@@ -386,11 +439,11 @@ class TransactionCoordinator:
                 groups = dict(txn.scratch.get("groups", {}))
             saved = TransactionalId(state.name, state.xid, producer_id, new_epoch)
             txn.put_meta(b"x" + _U32.pack(state.xid), saved.doc({}))
-            return markers, groups, (producer_id, new_epoch)
+            ended[state] = (producer_id, new_epoch)  # last: a refused job changes nothing
+            return markers, groups, (pid_now, producer_id, new_epoch)
 
-        def apply(result: tuple[list, dict, tuple[int, int]]) -> None:
-            markers, groups, (producer_id, new_epoch) = result
-            old_pid = state.producer_id
+        def apply(result: tuple[list, dict, tuple[int, int, int]]) -> tuple[int, int]:
+            markers, groups, (old_pid, producer_id, new_epoch) = result
             for plog, base, first in markers:
                 if base is None:
                     continue
@@ -405,8 +458,8 @@ class TransactionCoordinator:
             if groups:
                 broker._adopt_groups(groups)
             with self._lock:
-                if producer_id != old_pid:
-                    self._by_pid.pop(old_pid, None)
+                if producer_id != state.producer_id:
+                    self._by_pid.pop(state.producer_id, None)
                     self._by_pid[producer_id] = state
                 state.producer_id = producer_id
                 state.epoch = new_epoch
@@ -414,6 +467,7 @@ class TransactionCoordinator:
                     state.fenced_reason = ""
             if markers:
                 broker._notify_data()
+            return producer_id, new_epoch
 
         return prepare, apply
 
@@ -438,11 +492,16 @@ class TransactionCoordinator:
                       f"{state.timeout * 1000:g} and was aborted")
             try:
                 run_job(*self._end_job(state, None, False, {}, bump=True))
-            except Exception as exc:  # e.g. the disk is full: try again in a second
-                log.warning("aborting the timed-out transaction of %r failed: %s",
-                            state.name, exc)
-                state.deadline = now + 1.0
-                continue
+            except Exception as exc:
+                if state.deadline is not None:  # nothing written (the disk is full?)
+                    log.warning("aborting the timed-out transaction of %r failed: %s; "
+                                "trying again in a second", state.name, exc)
+                    state.deadline = now + 1.0
+                    continue
+                # Aborted (the job's apply ran), only the flush failed: fence now, or
+                # the producer would learn of it as if a newer one had taken the id.
+                log.warning("the timed-out transaction of %r was aborted but flushing "
+                            "it failed: %s", state.name, exc)
             state.fenced_reason = reason
             producer = state.producer() if state.producer is not None else None
             if producer is not None:
@@ -473,9 +532,9 @@ class TransactionCoordinator:
         return check
 
 
-def _fence_text(state: TransactionalId | None) -> str:
+def _fence_text(state: TransactionalId | None, epoch: int | None = None) -> str:
     if state is None:
         return "its transactional_id is unknown; call init_transactions()"
     return state.fenced_reason or (
         f"a newer producer with transactional_id {state.name!r} holds epoch "
-        f"{state.epoch}; close this producer")
+        f"{state.epoch if epoch is None else epoch}; close this producer")

@@ -243,8 +243,14 @@ def fetch(
     out: list[ConsumerRecord] = []
     end = plog.stable_end() if read_committed else plog.end_offset
     batch = cached
-    if batch is not None and batch.base_offset <= position <= batch.last_offset and \
-            not batch.attributes & _SKIP_READ_COMMITTED:
+    # A transactional batch is reused too (a consumer reading a big one in small polls
+    # must not decode it per poll): it was decoded below the end, so it is decided,
+    # and the decision never changes; only markers and aborted batches are skipped.
+    if batch is not None and batch.base_offset <= position <= batch.last_offset and (
+            not batch.attributes & _SKIP_READ_COMMITTED or not (
+                batch.attributes & ATTR_CONTROL or (
+                    read_committed and plog.is_aborted(batch.producer_id,
+                                                       batch.base_offset)))):
         out, position = _take(batch, plog, position, max_records)
         if len(out) >= max_records or position >= end:
             return out, position, batch

@@ -221,6 +221,8 @@ class Pipeline:
             self._stop.clear()
             if handle_signals and threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGTERM, signal.SIGINT):
+                    if signal.getsignal(sig) is None:
+                        continue  # installed outside Python: it could not be put back
                     previous[sig] = signal.signal(sig, lambda *_: self._stop.set())
             self._open()
             return self._loop(max_inputs, idle_timeout_ms)

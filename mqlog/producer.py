@@ -784,7 +784,9 @@ class Producer:
                 "in_transaction": "commit_transaction() or abort_transaction() first",
                 "abortable_error": "a record or the offsets of this transaction failed: "
                                    "call abort_transaction()",
-            }.get(self._txn_state, "")
+            }.get(self._txn_state,  # "committing"/"aborting": that call was interrupted
+                  "an earlier commit or abort was interrupted and its outcome is unknown; "
+                  "close this producer and create a new one")
             raise IllegalStateError(
                 f"cannot {call}() while the producer is in state {self._txn_state!r}: "
                 f"{hint}")
@@ -799,15 +801,21 @@ class Producer:
 
         Raises:
             IllegalStateError: not transactional, or already initialised.
+            ProducerFencedError: another producer with the same ``transactional_id``
+                called ``init_transactions()`` at the same time and won.
         """
         with self._txn_lock:
             self._txn_require("init_transactions", "uninitialized")
             assert self.transactional_id is not None
-            state = self._broker._txns.init_transactions(
-                self, self.transactional_id, self._transaction_timeout_ms)
+            try:
+                state, pid, epoch = self._broker._txns.init_transactions(
+                    self, self.transactional_id, self._transaction_timeout_ms)
+            except ProducerFencedError as exc:
+                self._fence(str(exc))
+                raise ProducerFencedError(self._fenced) from None
             self._txn = state
-            self._pid = state.producer_id
-            self._epoch = state.epoch
+            self._pid = pid
+            self._epoch = epoch
             if self._fenced:  # fenced by a racing init_transactions() meanwhile
                 raise ProducerFencedError(self._fenced)
             self._txn_state = "ready"
@@ -881,6 +889,8 @@ class Producer:
             ProducerFencedError: a newer producer took the ``transactional_id``.
             KafkaTimeoutError: records were not written within ``timeout`` s (the
                 transaction stays open: call again or abort).
+            DiskFullError: the transaction committed (readers see it, its offsets are
+                stored) but flushing it to disk failed: do not abort or redo it.
         """
         with self._txn_lock:
             self._txn_require("commit_transaction", "in_transaction")
@@ -905,7 +915,7 @@ class Producer:
             offsets = {g: (list(rows.values()), check)
                        for g, (rows, check) in self._txn_offsets.items()}
             try:
-                self._broker._txns.end_transaction(
+                flush_error = self._broker._txns.end_transaction(
                     self._txn, self._epoch, True, offsets,
                     before_commit=(lambda: self._txn_point("inside_commit"))
                     if self.on_point is not None else None)
@@ -917,8 +927,10 @@ class Producer:
                     self._txn_state = "abortable_error"
                     self._send_refused = "the transaction failed: call abort_transaction()"
                 raise
+            self._end_txn()  # committed, even if the flush failed: never abortable now
+            if flush_error is not None:
+                raise flush_error
             self._txn_point("after_commit")
-            self._end_txn()
 
     def abort_transaction(self, timeout: float | None = None) -> None:
         """Abort the transaction: its records stay in the log but ``read_committed``
@@ -928,6 +940,9 @@ class Producer:
             IllegalStateError: no open transaction.
             ProducerFencedError: a newer producer took the ``transactional_id`` (it
                 aborted this transaction already).
+            KafkaTimeoutError: records were not written within ``timeout`` s (call
+                again).
+            DiskFullError: the transaction was aborted but flushing that to disk failed.
         """
         with self._txn_lock:
             self._txn_require("abort_transaction", "in_transaction", "abortable_error")
@@ -939,7 +954,8 @@ class Producer:
                 self._txn_state = "abortable_error"
                 raise
             try:
-                self._broker._txns.end_transaction(self._txn, self._epoch, False, {})
+                flush_error = self._broker._txns.end_transaction(
+                    self._txn, self._epoch, False, {})
             except ProducerFencedError as exc:
                 self._fence(str(exc))
                 raise
@@ -947,6 +963,8 @@ class Producer:
                 self._txn_state = "abortable_error"
                 raise
             self._end_txn()
+            if flush_error is not None:
+                raise flush_error
 
     def _end_txn(self) -> None:
         self._txn_state = "ready"
@@ -1007,9 +1025,11 @@ class Producer:
         try:
             self._flush(timeout)
         finally:
-            if self._pid >= 0 and self._txn_state is None:
-                self._broker._txns.forget_producer(self._pid)
             self._writer.remove_producer(self)
+            if self._pid >= 0 and self._txn_state is None:
+                # After the removal: a cycle that still drains this producer writes
+                # its batches before the job runs, never after the windows are gone.
+                self._broker._txns.forget_producer(self._pid)
             with self._lock:
                 self._seal_open()
                 leftover = list(self._ready)

@@ -312,6 +312,52 @@ def test_small_polls_read_a_committed_transactional_batch_in_pieces(broker):
     broker._check()
 
 
+@pytest.mark.parametrize("committed", [True, False])
+def test_small_polls_decode_a_transactional_batch_once(broker, committed):
+    """Each poll continues in the batch the previous one decoded, a transactional
+    batch too: decoding it again per poll cost ~7x on a topic written in
+    transactions (1000-record batches, 50-record polls)."""
+    broker.create_topic("t")
+    p = txn_producer(broker)
+    p.begin_transaction()
+    p.send_batch("t", [b"%d" % i for i in range(10)], partition=0)
+    p.commit_transaction()
+    c = reader(broker, TP("t", 0), committed=committed, max_poll_records=3)
+    assert [r.offset for r in c.poll(timeout_ms=0)[TP("t", 0)]] == [0, 1, 2]
+    decoded = c._cache[TP("t", 0)][1]
+    assert [r.offset for r in c.poll(timeout_ms=0)[TP("t", 0)]] == [3, 4, 5]
+    assert c._cache[TP("t", 0)][1] is decoded
+    broker._check()
+
+
+def test_seeking_around_aborted_records_and_markers(broker):
+    broker.create_topic("t")
+    p, q = txn_producer(broker, "p"), txn_producer(broker, "q")
+    p.begin_transaction()
+    p.send_batch("t", [b"kept-%d" % i for i in range(4)], partition=0)
+    p.commit_transaction()  # marker at 4
+    p.begin_transaction()
+    p.send_batch("t", [b"aborted-%d" % i for i in range(3)], partition=0).get(10)  # 5..7
+    q.begin_transaction()
+    q.send("t", b"open", partition=0).get(10)  # 8: the last stable offset
+    p.abort_transaction()  # marker at 9
+    c = reader(broker, TP("t", 0), max_poll_records=3)
+    assert [r.value for r in c.poll(timeout_ms=0)[TP("t", 0)]] == [
+        b"kept-0", b"kept-1", b"kept-2"]
+    assert [r.value for r in c.poll(timeout_ms=0)[TP("t", 0)]] == [b"kept-3"]
+    assert c.position(TP("t", 0)) == 8  # the aborted batch was decoded last
+    for seek, expected in ((6, []), (1, [b"kept-1", b"kept-2", b"kept-3"])):
+        c.seek(TP("t", 0), seek)
+        assert available(c) == expected
+        assert c.position(TP("t", 0)) == 8
+    q.commit_transaction()  # marker at 10
+    assert available(c) == [b"open"]
+    c.seek(TP("t", 0), 10)  # into the marker decoded last
+    assert available(c) == []
+    assert c.position(TP("t", 0)) == 11
+    broker._check()
+
+
 
 def test_transaction_spans_topics_and_partitions_atomically(broker):
     broker.create_topic("a", partitions=3)
@@ -469,6 +515,85 @@ def test_queued_batches_of_a_fenced_producer_are_refused(broker):
 
 
 
+@pytest.mark.parametrize("zombie_first", [True, False])
+def test_zombie_commit_and_successor_init_in_one_write(broker, zombie_first):
+    """A zombie's commit and its successor's init_transactions() in one write: each
+    job must see what the one before it did, not the memory its apply has yet to
+    change. Otherwise the committed transaction got a second (abort) marker that hid
+    it although its offsets were stored, or the zombie's commit passed and the epoch
+    went back, so the successor's first record passed for a retry of the zombie's."""
+    broker.create_topic("t")
+    zombie = txn_producer(broker)
+    zombie.begin_transaction()
+    zombie.send("t", b"zombie").get(10)
+    zombie.send_offsets_to_transaction({TP("t", 0): 1}, "g")
+    successor = broker.producer(transactional_id="tx")
+    calls = [zombie.commit_transaction, successor.init_transactions]
+    results = in_one_transaction(broker, *(calls if zombie_first else calls[::-1]))
+    if zombie_first:
+        assert results == [None, None]
+        assert markers(broker, "t") == [(1, "commit")]
+        assert broker.committed_offset("g", TP("t", 0)).offset == 1
+        visible = [b"zombie"]
+    else:
+        assert results[0] is None and isinstance(results[1], ProducerFencedError)
+        assert markers(broker, "t") == [(1, "abort")]
+        assert broker.committed_offset("g", TP("t", 0)) is None
+        visible = []
+    assert successor._epoch == zombie._epoch + 1
+    successor.begin_transaction()
+    assert successor.send("t", b"successor").get(10).offset == 2
+    successor.commit_transaction()
+    assert available(reader(broker, TP("t", 0))) == visible + [b"successor"]
+    broker._check()
+
+
+def test_racing_init_transactions_each_keep_the_epoch_they_bumped(broker):
+    """Of two init_transactions() racing for one id, the one whose bump came last wins
+    and the other is fenced at once. Adopting the newest epoch let both write with
+    it: each one's records passed for retries of the other's (acknowledged, never
+    written) and a zombie's records were committed by the winner."""
+    broker.create_topic("t")
+    txn_producer(broker).close()
+    first, second = (broker.producer(transactional_id="tx") for _ in range(2))
+    results = in_one_transaction(broker, first.init_transactions,
+                                 second.init_transactions)
+    assert results[1] is None
+    assert isinstance(results[0], ProducerFencedError)
+    assert "init_transactions() at the same time" in str(results[0])
+    with pytest.raises(ProducerFencedError, match="close it and create a new producer"):
+        first.begin_transaction()
+    second.begin_transaction()
+    second.send("t", b"winner").get(10)
+    second.commit_transaction()
+    assert available(reader(broker, TP("t", 0))) == [b"winner"]
+    broker._check()
+
+
+def test_commit_whose_flush_failed_is_not_abortable(data_dir):
+    """The markers and offsets were committed but not flushed: the transaction is
+    over (readers see it), so abort_transaction() must not pretend to undo it."""
+    with mqlog.open(data_dir) as broker:
+        broker.create_topic("t")
+        p = txn_producer(broker)
+        p.begin_transaction()
+        p.send("t", b"v").get(10)
+        p.send_offsets_to_transaction({TP("t", 0): 1}, "g")
+        broker._writer.fail_next_sync = DiskFullError("flush failed (injected)")
+        with pytest.raises(DiskFullError, match=r"'tx' was committed \(readers see it and "
+                                                r"its offsets are stored\) but flushing "
+                                                r"it to disk failed: flush failed"):
+            p.commit_transaction()
+        with pytest.raises(IllegalStateError, match="call begin_transaction"):
+            p.abort_transaction()
+        assert available(reader(broker, TP("t", 0))) == [b"v"]
+        assert broker.committed_offset("g", TP("t", 0)).offset == 1
+        p.begin_transaction()  # the producer goes on
+        p.send("t", b"w")
+        p.commit_transaction()
+        broker._check()
+
+
 def test_fence_reason_is_not_stale_after_a_timeout(broker):
     """A producer fenced by init_transactions() is told so, even when an earlier holder
     of the id was fenced by the transaction timeout."""
@@ -519,6 +644,27 @@ def test_transaction_timeout_aborts_and_fences(broker):
     again.commit_transaction()
     assert available(c) == [b"ok"]
     broker._check()
+
+
+def test_timed_out_transaction_whose_abort_was_not_flushed_fences_once(data_dir):
+    """The abort of a timed-out transaction committed but its flush failed: the
+    producer is fenced for the timeout at once, not a second later (after a second
+    epoch bump) as if a newer producer had taken the id."""
+    with mqlog.open(data_dir) as broker:
+        broker.create_topic("t")
+        p = txn_producer(broker, transaction_timeout_ms=200)
+        epoch = p._epoch
+        p.begin_transaction()
+        p.send("t", b"left open").get(10)
+        broker._writer.fail_next_sync = DiskFullError("flush failed (injected)")
+        with broker.producer() as plain:
+            plain.send("t", b"after").get(10)
+        assert wait_for(reader(broker, TP("t", 0)), 1) == [b"after"]
+        with pytest.raises(ProducerFencedError, match="stayed open longer than "
+                                                      "transaction_timeout_ms=200"):
+            p.commit_transaction()
+        assert broker._txns._ids["tx"].epoch == epoch + 1
+        broker._check()
 
 
 # -- failures inside a transaction -----------------------------------------------------
