@@ -159,7 +159,9 @@ class ProducerBatch:
         self.transactional = False
 
     def _encode(self, log_append_ms: int | None) -> tuple[bytes, int, int]:
-        ts: Any = self.timestamps if log_append_ms is None else log_append_ms
+        if log_append_ms is not None:  # the broker's time replaces CreateTime: report it
+            self.timestamps = log_append_ms
+        ts: Any = self.timestamps
         max_ts = ts if type(ts) is int else max(ts)
         body = _batch.encode(
             self.values, self.keys, ts, self.headers,

@@ -243,9 +243,10 @@ def test_log_append_time_topic(broker):
     broker.create_topic("t", config={"message.timestamp.type": "LogAppendTime"})
     before = now_ms()
     with broker.producer() as p:
-        p.send("t", b"x", timestamp_ms=5)  # the producer's time is replaced
+        md = p.send("t", b"x", timestamp_ms=5).get(10)  # the producer's time is replaced
     (r,) = broker.messages("t")
     assert r.timestamp_type == 1 and before <= r.timestamp <= now_ms()
+    assert md.timestamp == r.timestamp  # the metadata reports the broker's time, as Kafka
 
 
 def test_compacted_topic_refuses_keyless_records(broker):
