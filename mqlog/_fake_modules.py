@@ -72,8 +72,8 @@ class _AliasLoader(importlib.abc.Loader):
                 raise
             raise ModuleNotFoundError(
                 f"No module named {self.alias!r}: mqlog's fake Kafka maps it to "
-                f"{self.target!r}, which this mqlog does not provide (the drop-in covers "
-                "the client's public modules; import what your code needs from those)",
+                f"{self.target!r}, which this mqlog does not provide (docs/dropin-*.md "
+                "list the modules each drop-in covers and what is missing)",
                 name=self.alias) from None
         # The import system returns sys.modules[alias] after exec_module: publish the
         # target there instead of filling the placeholder.

@@ -65,12 +65,18 @@ def _test_broker_class() -> type:
         """A temporary :class:`mqlog.Broker` with assertion helpers for tests.
 
         Everything a broker does, plus ``values()``, ``committed()``, ``lag()``,
-        ``total_lag()`` and ``wait_for_messages()``; ``faults`` injects errors and
-        latency into the drop-in clients (see :mod:`mqlog.faults`). Thread-safe, as
-        every broker.
+        ``total_lag()``, ``wait_for_messages()`` and ``await_messages()``; ``faults``
+        injects errors and latency into the drop-in clients (see :mod:`mqlog.faults`).
+        Thread-safe, as every broker.
         """
 
         __test__ = False  # not a test class, whatever module imports it
+
+        #: Changes each time the plugin starts or stops serving a broker (a test
+        #: begins or ends). A drop-in producer made on a TestBroker compares it at
+        #: each send and, when it changed, moves to the broker its bootstrap_servers
+        #: resolve to now: a producer kept in a global follows the tests.
+        serving_epoch = 0
 
         def values(self, topic: str) -> list[bytes | None]:
             """The values of every record of ``topic``, ordered by (partition, offset).
@@ -137,6 +143,19 @@ def _test_broker_class() -> type:
                 with self._data_cond:
                     self._data_cond.wait_for(lambda s=seq: self._data_seq != s, remaining)
 
+        async def await_messages(self, topic: str, count: int, timeout: float = 10.0
+                                 ) -> list[ConsumerRecord]:
+            """:meth:`wait_for_messages` for async tests: waits in a worker thread, so
+            the event loop keeps running the code under test (aiokafka clients and
+            tasks produce on the loop; a blocking wait there would stall them).
+
+            Raises:
+                ValueError, AssertionError: as :meth:`wait_for_messages`.
+            """
+            import asyncio
+
+            return await asyncio.to_thread(self.wait_for_messages, topic, count, timeout)
+
     TestBroker.__module__ = __name__
     TestBroker.__qualname__ = "TestBroker"
     return TestBroker
@@ -180,8 +199,13 @@ def _serving(broker: Broker) -> Iterator[Broker]:
     # after sys.modules was restored (pytester runs), and install into the wrong list.
     from ._bootstrap import install
 
+    cls = _test_broker_class()
     with _hide_bootstrap_env(), install(broker):
-        yield broker
+        cls.serving_epoch += 1
+        try:
+            yield broker
+        finally:
+            cls.serving_epoch += 1
 
 
 # -- fixtures -----------------------------------------------------------------------------

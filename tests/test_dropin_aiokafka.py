@@ -646,3 +646,76 @@ def test_fault_injection(broker):
     elapsed, ticks = run(main())
     assert elapsed >= 0.19 and ticks >= 3
     assert [r.value for r in broker.messages("t")] == [b"kept"]
+
+
+# -- the admin client and the assignor modules ------------------------------------------
+
+
+def test_admin_client_creates_topics_at_start_up(broker):
+    # The start-up code of aiokafka services: create the topics, ignore "exists".
+    from mqlog.aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, \
+        RecordsToDelete
+
+    async def scenario():
+        admin = AIOKafkaAdminClient(bootstrap_servers=BOOT, client_id="setup")
+        with pytest.raises(IllegalStateError, match="start"):
+            await admin.list_topics()
+        await admin.start()
+        resp = await admin.create_topics([NewTopic("orders", 3, 1),
+                                          NewTopic("audit", num_partitions=1,
+                                                   replication_factor=1,
+                                                   topic_configs={"retention.ms": "1000"})])
+        assert resp.topic_errors == [("orders", 0, None), ("audit", 0, None)]
+        again = await admin.create_topics([NewTopic("orders", 3, 1)])
+        assert again.topic_errors[0][:2] == ("orders", 36)  # reported, not raised
+        assert sorted(await admin.list_topics()) == ["audit", "orders"]
+        [orders] = await admin.describe_topics(["orders"])
+        assert (orders["topic"], orders["error_code"]) == ("orders", 0)
+        assert [p["partition"] for p in orders["partitions"]] == [0, 1, 2]
+        assert (await admin.describe_cluster())["controller_id"] == 0
+        await admin.create_partitions({"orders": NewPartitions(4)})
+        with pytest.raises(kafka_errors.InvalidPartitionsError):
+            await admin.create_partitions({"orders": NewPartitions(2)})
+        await produce("audit", [b"a", b"b", b"c"])
+        low = await admin.delete_records({TP("audit", 0): RecordsToDelete(2)})
+        assert low == {TP("audit", 0): 2}
+        c = consumer("audit", group_id="g", enable_auto_commit=False)
+        await c.start()
+        await c.getone()
+        await c.commit()
+        await c.stop()
+        assert await admin.list_consumer_groups() == [("g", "consumer")]
+        offsets = await admin.list_consumer_group_offsets("g")
+        assert offsets[TP("audit", 0)].offset == 3
+        assert await admin.delete_consumer_groups(["g"]) == [("g", 0)]
+        deleted = await admin.delete_topics(["audit", "nope"])
+        assert deleted.topic_error_codes == [("audit", 0), ("nope", 3)]
+        await admin.close()
+        await admin.close()
+        with pytest.raises(IllegalStateError, match="closed"):
+            await admin.list_topics()
+
+    run(scenario())
+    assert broker.topics()["orders"].partitions == 4
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bootstrap_server'"):
+        from mqlog.aiokafka.admin import AIOKafkaAdminClient
+        AIOKafkaAdminClient(bootstrap_server=BOOT)
+
+
+def test_assignor_classes_from_aiokafkas_modules(broker):
+    from mqlog.aiokafka.coordinator.assignors.range import RangePartitionAssignor
+    from mqlog.aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+    broker.create_topic("t", 2)
+
+    async def scenario():
+        c = consumer("t", group_id="g", partition_assignment_strategy=(
+            RangePartitionAssignor, RoundRobinPartitionAssignor))
+        await c.start()
+        assert c.assignment() == {TP("t", 0), TP("t", 1)}
+        admin = broker.admin()
+        assert admin.describe_consumer_groups(["g"])["g"].protocol == "range"  # the first
+        admin.close()
+        await c.stop()
+
+    run(scenario())

@@ -311,6 +311,52 @@ def test_commit_faults_raise_or_go_to_on_commit(broker):
     assert c.committed([TopicPartition("t", 0)])[0].offset == OFFSET_INVALID
 
 
+def test_kafka_python_errors_injected_into_confluent_clients_keep_their_meaning(broker):
+    # docs/testing.md injects kafka.errors classes; an app on confluent-kafka must meet
+    # the same condition (ILLEGAL_GENERATION, _MSG_TIMED_OUT...), not _FAIL.
+    from mqlog.kafka import errors as kp
+
+    broker.create_topic("t", 1)
+    reports = []
+    p = producer()
+    broker.faults.fail_next("send", kp.KafkaTimeoutError)
+    broker.faults.fail_next("send", kp.NotLeaderForPartitionError)
+    for _ in range(2):
+        p.produce("t", b"x", on_delivery=lambda err, msg: reports.append(err))
+    p.flush(10)
+    assert [(e.code(), e.retriable()) for e in reports] == [
+        (KafkaError._MSG_TIMED_OUT, True), (KafkaError.NOT_LEADER_FOR_PARTITION, True)]
+    c = consumer(enable_auto_commit=False)
+    c.assign([TopicPartition("t", 0)])
+    broker.faults.fail_next("commit", kp.CommitFailedError)
+    with pytest.raises(KafkaException) as e:
+        c.commit(offsets=[TopicPartition("t", 0, 0)], asynchronous=False)
+    assert e.value.args[0].code() == KafkaError.ILLEGAL_GENERATION
+    c.close()
+
+
+def test_clients_are_context_managers(broker):
+    # confluent-kafka 2.13+ (its examples/context_manager_example.py).
+    reports = []
+    with admin.AdminClient({"bootstrap.servers": BOOT}) as a:
+        a.create_topics([admin.NewTopic("cm", 1)])["cm"].result()
+    with pytest.raises(RuntimeError, match="closed"):
+        a.list_topics()
+    with producer() as p:
+        p.produce("cm", b"v", key=b"k", callback=lambda err, msg: reports.append(err))
+    assert reports == [None]  # leaving the block flushed and served the report
+    with pytest.raises(RuntimeError, match="closed"):
+        p.produce("cm", b"w")
+    with consumer("cm-group") as c:
+        c.subscribe(["cm"])
+        assert collect(c, 1)[0].value() == b"v"
+    with pytest.raises(RuntimeError, match="Consumer closed"):
+        c.poll(0)
+    # the stored offset was committed on the way out (auto-commit on close)
+    assert broker.group_offsets("cm-group")[mqlog.TopicPartition("cm", 0)].offset == 1
+    assert broker.messages("cm")[0].value == b"v"
+
+
 def test_evicted_member_gets_on_lost_then_rejoins(broker):
     broker.create_topic("t", 2)
     events = []
@@ -481,6 +527,13 @@ def test_error_mapping_and_values():
     m.set_value(b"vv")
     m.set_headers([("h", b"x")])
     assert (m.value(), m.headers(), len(m), m.offset()) == (b"vv", [("h", b"x")], 2, None)
+
+
+def test_version_attribute():
+    # confluent_kafka.__version__ is what apps log; it agrees with version().
+    import mqlog.confluent
+
+    assert mqlog.confluent.__version__ == mqlog.confluent.version()[0]
 
 
 def test_metadata(broker):

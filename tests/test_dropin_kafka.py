@@ -105,6 +105,15 @@ def test_tutorial_producer_and_consumer_run_as_written(kafka):
     producer.close()
 
 
+def test_version_attributes_read_as_kafka_pythons():
+    # Apps log kafka.__version__ (or branch on it); kafka-python has both spellings.
+    import mqlog.kafka
+    from mqlog.kafka.version import __version__
+
+    assert mqlog.kafka.__version__ == __version__
+    assert tuple(int(p) for p in __version__.split(".")) >= (3, 0, 0)
+
+
 def test_mqlog_address_opens_a_durable_store(store, tmp_path):
     producer = KafkaProducer(bootstrap_servers=store, acks="all")
     metadata = producer.send("orders", b"kept", key=b"k").get(timeout=10)

@@ -193,6 +193,30 @@ def test_wait_for_messages_waits_for_background_producers(mqlog_broker):
         b.wait_for_messages("events", 1, timeout=-1)
 
 
+def test_await_messages_lets_the_loop_run_the_code_under_test(mqlog_broker):
+    # An async test waiting for what an aiokafka task produces: the task runs on the
+    # test's loop, so the wait must not block it (wait_for_messages would, until its
+    # timeout).
+    import asyncio
+
+    from mqlog.aiokafka import AIOKafkaProducer
+
+    async def app():
+        async with AIOKafkaProducer(bootstrap_servers="kafka:9092") as producer:
+            for i in range(3):
+                await producer.send_and_wait("emails", b"%d" % i)
+
+    async def test():
+        task = asyncio.create_task(app())
+        records = await mqlog_broker.await_messages("emails", 3, timeout=10)
+        await task
+        return [r.value for r in records]
+
+    assert asyncio.run(asyncio.wait_for(test(), 20)) == [b"0", b"1", b"2"]
+    with pytest.raises(AssertionError, match="'emails' has 3 record"):
+        asyncio.run(mqlog_broker.await_messages("emails", 4, timeout=0.05))
+
+
 def test_test_broker_is_importable_and_not_collected():
     from mqlog.pytest_plugin import TestBroker, new_test_broker
 
@@ -631,6 +655,65 @@ def test_session_stand_ins_serve_module_level_imports(pytester, how):
     result.assert_outcomes(passed=3)
     assert after.read_text() == "None True"  # as before the session: not imported yet
     assert not kafka_aliases().active
+
+
+def test_producers_kept_in_globals_follow_each_test(pytester):
+    # The commonest shape of application code: one producer for the process, made at
+    # import time (confluent-kafka's examples) or on first use (a lazy singleton). With
+    # a broker per test it must write to the running test's broker, not to a closed
+    # one or the session's.
+    pytester.makepyfile(app="""
+        import json
+        from confluent_kafka import Producer
+        from kafka import KafkaProducer
+
+        audit_producer = Producer({"bootstrap.servers": "kafka:9092"})
+        _events = None
+
+        def audit(action):
+            audit_producer.produce("audit", action.encode())
+            audit_producer.flush(10)
+
+        def publish(event):
+            global _events
+            if _events is None:
+                _events = KafkaProducer(bootstrap_servers="kafka:9092",
+                                        value_serializer=lambda v: json.dumps(v).encode())
+            return _events.send("events", event).get(timeout=10)
+        """)
+    pytester.makepyfile(test_app="""
+        from kafka.errors import KafkaTimeoutError
+        from app import audit, publish
+
+        def test_first(fake_kafka):
+            audit("login")
+            publish({"n": 1})
+            assert fake_kafka.values("audit") == [b"login"]
+            assert fake_kafka.values("events") == [b'{"n": 1}']
+
+        def test_second_gets_its_own_broker_and_faults(fake_kafka):
+            fake_kafka.faults.fail_next("send", KafkaTimeoutError)
+            try:
+                publish({"n": 2})
+            except KafkaTimeoutError:
+                pass
+            else:
+                raise AssertionError("the injected error did not reach the producer")
+            publish({"n": 3})
+            audit("logout")
+            assert fake_kafka.values("events") == [b'{"n": 3}']
+            assert fake_kafka.values("audit") == [b"logout"]
+
+        def test_without_a_fixture_writes_to_the_session_broker():
+            assert publish({"n": 4}).offset >= 0
+            audit("session")
+
+        def test_third(mqlog_broker):
+            audit("again")
+            assert mqlog_broker.values("audit") == [b"again"]
+        """)
+    pytester.syspathinsert()
+    run_inner(pytester, "--mqlog-fake-kafka").assert_outcomes(passed=4)
 
 
 def test_a_session_that_fails_to_start_still_undoes_the_stand_ins(pytester, monkeypatch):

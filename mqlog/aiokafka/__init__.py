@@ -12,8 +12,8 @@ Blocking work (LMDB reads and writes, waiting for records) runs off the event lo
 consumer owns one worker thread, a producer uses the loop's executor. See
 docs/dropin-aiokafka.md for what differs from the real library.
 
-Submodules mirror aiokafka's: ``errors``, ``structs``, ``abc``, ``helpers``,
-``producer``, ``consumer``.
+Submodules mirror aiokafka's: ``errors``, ``structs``, ``abc``, ``helpers``, ``admin``,
+``producer``, ``consumer``, ``coordinator.assignors.*``.
 """
 
 from . import abc, errors, helpers, structs

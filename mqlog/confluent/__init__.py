@@ -73,6 +73,7 @@ __all__ = [
     "TopicCollection",
     "TopicPartition",
     "TopicPartitionInfo",
+    "__version__",
     "admin",
     "consistent",
     "error",
@@ -84,6 +85,9 @@ __all__ = [
 
 # The confluent-kafka / librdkafka release whose API this layer mirrors.
 _API_VERSION = ("2.16.0", 0x021000FF)
+
+#: confluent-kafka's version string (code logs or compares ``confluent_kafka.__version__``).
+__version__ = _API_VERSION[0]
 
 
 def version() -> tuple[str, int]:

@@ -15,6 +15,7 @@ Thread-safety: ``AdminClient`` is thread-safe.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from concurrent.futures import Future
@@ -136,8 +137,30 @@ def _check_list(items: Any, what: str, cls: type | tuple[type, ...] | None = Non
     return items
 
 
+def _refused_after_close(cls: type) -> type:
+    """Make every public method of ``cls`` raise ``RuntimeError`` once the client was
+    closed (left its ``with`` block), as confluent-kafka's destroyed handle does."""
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not callable(fn):
+            continue
+
+        def guarded(self: Any, *args: Any, __fn: Callable[..., Any] = fn, **kwargs: Any
+                    ) -> Any:
+            if self._closed:
+                raise RuntimeError("Handle has been closed")
+            return __fn(self, *args, **kwargs)
+
+        functools.update_wrapper(guarded, fn)
+        setattr(cls, name, guarded)
+    return cls
+
+
+@_refused_after_close
 class AdminClient:
     """Administrative client with confluent-kafka's API (thread-safe).
+
+    A context manager (confluent-kafka 2.13+): leaving the ``with`` block releases the
+    client, and every later call raises ``RuntimeError``.
 
     Args:
         conf: librdkafka properties (``bootstrap.servers`` selects the broker).
@@ -152,12 +175,22 @@ class AdminClient:
         try:
             self._broker = resolve(self._conf.get("metadata.broker.list"))
             self._admin = self._broker.admin()
+            self._closed = False
         except _errors.MqlogError as exc:
             raise KafkaException(to_kafka_error(exc, "Failed to create admin client: ")) \
                 from exc
 
     def __repr__(self) -> str:
-        return f"<mqlog.confluent.AdminClient of {self._broker!r}>"
+        state = " closed" if self._closed else ""
+        return f"<mqlog.confluent.AdminClient{state} of {self._broker!r}>"
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if not self._closed:
+            self._closed = True
+            self._admin.close()
 
     # -- topics -----------------------------------------------------------------------
 

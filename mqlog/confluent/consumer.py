@@ -700,6 +700,14 @@ class Consumer:
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        # confluent-kafka 2.13+: leaving the block is close() (leave the group, commit
+        # stored offsets when auto-commit is on); an exception is not suppressed.
+        self.close()
+
     def close(self) -> None:
         """Leave the group (``on_revoke`` runs), commit stored offsets when auto-commit
         is on, report pending commits to ``on_commit``, release the consumer.

@@ -14,6 +14,7 @@ Thread-safety: the values are immutable; the functions are pure.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .. import errors as _errors
@@ -281,6 +282,31 @@ _BY_CLASS: tuple[tuple[type, str], ...] = (
 _FATAL = (_errors.ProducerFencedError, _errors.FencedInstanceIdError)
 
 
+def _kafka_python_code_name(exc: BaseException) -> str:
+    """The code name for a kafka-python / aiokafka error class (``mqlog.kafka.errors``,
+    which ``aiokafka.errors`` shares), else ``"_FAIL"``.
+
+    Why: with the pytest plugin's aliases a test may inject ``kafka.errors.X`` into an
+    app that uses confluent-kafka (docs/testing.md's examples do); it must reach the
+    app as the same condition, not as ``_FAIL``. Broker errors carry Kafka's protocol
+    code (``errno``), which librdkafka's positive codes are.
+    """
+    kp = sys.modules.get("mqlog.kafka.errors")
+    if kp is None or not isinstance(exc, kp.KafkaError):
+        return "_FAIL"  # never imported: no kafka-python error can exist
+    errno = getattr(exc, "errno", None)
+    if isinstance(errno, int) and errno in NAMES:
+        return NAMES[errno]
+    for cls_name, code_name in (("CommitFailedError", "ILLEGAL_GENERATION"),
+                                ("KafkaTimeoutError", "_TIMED_OUT"),
+                                ("IllegalStateError", "_STATE"),
+                                ("NoBrokersAvailable", "_ALL_BROKERS_DOWN"),
+                                ("KafkaConfigurationError", "_INVALID_ARG")):
+        if isinstance(exc, getattr(kp, cls_name)):
+            return code_name
+    return "_FAIL"
+
+
 def to_kafka_error(exc: BaseException, prefix: str = "", timeout_name: str = "_TIMED_OUT",
                    txn_requires_abort: bool = False) -> KafkaError:
     """The ``KafkaError`` confluent-kafka reports where mqlog raised ``exc``.
@@ -297,11 +323,12 @@ def to_kafka_error(exc: BaseException, prefix: str = "", timeout_name: str = "_T
     """
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
         return exc.args[0]
-    name = "_FAIL"
+    name = _kafka_python_code_name(exc)
     for cls, code_name in _BY_CLASS:
+        if name != "_FAIL":
+            break
         if isinstance(exc, cls):
             name = code_name
-            break
     if name == "_TIMED_OUT":
         name = timeout_name
     retriable = bool(getattr(exc, "retriable", False)) or name in (

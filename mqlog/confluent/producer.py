@@ -202,11 +202,14 @@ class Producer:
         )
         if "transaction.timeout.ms" in conf:
             core_conf["transaction_timeout_ms"] = conf["transaction.timeout.ms"]
+        self._core_conf = core_conf
         try:
-            self._core = self._broker.producer(**core_conf)
+            self._bind(self._broker)
         except _errors.MqlogError as exc:
             raise KafkaException(to_kafka_error(exc, "Failed to create producer: ")) from exc
-        self._faults = self._broker.faults
+        self._follow_lock = threading.Lock()  # serialises moves to another test broker
+        self._txn_ready = False  # init_transactions() succeeded (redone after a move)
+        self._txn_open = False  # between begin_transaction() and commit/abort (no move)
         self._max_messages = conf.get("queue.buffering.max.messages", 100000)
         self._default_callback = conf.get("on_delivery")
         self._only_errors = conf.get("delivery.report.only.error", False)
@@ -215,9 +218,59 @@ class Producer:
         # _serve_lock makes "look at the head, take it off" one step for servers.
         self._queue: deque[_Delivery] = deque()
         self._serve_lock = threading.Lock()
-        self._ts_types: dict[str, int] = {}
         self._closed = False
         self._finalizer = weakref.finalize(self, _orphans.append, self._core)
+
+    def _bind(self, broker: Any) -> None:
+        """Produce to ``broker`` with a new core producer (sets _broker, _core, _faults
+        and the test-broker epoch)."""
+        # A broker the pytest plugin made has a serving_epoch (see _current()).
+        self._epoch = getattr(broker, "serving_epoch", None)
+        self._core = broker.producer(**self._core_conf)
+        self._broker = broker
+        self._faults = broker.faults
+        self._ts_types: dict[str, int] = {}
+
+    def _current(self) -> Any:
+        """The core producer, after following the pytest plugin to the broker it serves
+        now when this producer was made on a test broker and the test changed.
+
+        Why: apps keep one producer in a global (made at import, or on first use);
+        with a broker per test it would stay bound to a test broker that has been
+        closed (or to the session broker) while the test asserts on its own. A
+        producer with an open transaction stays where it is.
+
+        Raises:
+            KafkaException: the broker now served cannot be opened.
+        """
+        if self._epoch is not None and self._broker.serving_epoch != self._epoch \
+                and not self._txn_open:
+            with self._follow_lock:
+                if self._broker.serving_epoch != self._epoch:
+                    try:
+                        self._follow()
+                    except _errors.MqlogError as exc:
+                        raise KafkaException(to_kafka_error(exc)) from exc
+        return self._core
+
+    def _follow(self) -> None:
+        old_broker, old = self._broker, self._core
+        epoch = old_broker.serving_epoch  # read first: a later change is seen next time
+        broker = resolve(self._conf.get("metadata.broker.list"))
+        if broker is old_broker:
+            self._epoch = epoch
+            return
+        self._bind(broker)
+        if self._epoch is not None:
+            self._epoch = epoch
+        if self._txn_ready:
+            self._core.init_transactions()
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _orphans.append, self._core)
+        try:
+            old.close()  # writes what was produced to the old broker, if still open
+        except _errors.MqlogError as exc:
+            self._logger.debug("closing the producer of the previous test broker: %s", exc)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -288,6 +341,7 @@ class Producer:
     def _send(self, delivery: _Delivery, headers: Any) -> None:
         """Hand the record to mqlog (setting ``delivery.future``), or decide its
         outcome now (a failure the delivery report will carry); else raise."""
+        core = self._current()  # first: it may move to another test broker (and faults)
         if self._faults.armed:
             error, latency = self._faults.take("send")
             if latency:
@@ -297,7 +351,7 @@ class Producer:
                 return
         self._partitioner.for_topic(delivery.topic)
         try:
-            delivery.future = self._core.send(
+            delivery.future = core.send(
                 delivery.topic, delivery.value, delivery.key, headers,
                 None if delivery.partition < 0 else delivery.partition, delivery.timestamp)
         except (_errors.InvalidTopicError, _errors.InvalidRecordError) as exc:
@@ -463,7 +517,8 @@ class Producer:
         # Wait for mqlog's writes first: with acks=0 the reports are ready before the
         # records are written, and flush() must still mean "written".
         try:
-            self._core.flush(None if deadline is None else max(0.0, deadline - _monotonic()))
+            self._current().flush(
+                None if deadline is None else max(0.0, deadline - _monotonic()))
         except _errors.KafkaTimeoutError:
             pass  # the reports below say what is still pending
         except _errors.ClosedError as exc:
@@ -502,6 +557,7 @@ class Producer:
             RuntimeError: the producer is closed.
         """
         self._check_open()
+        self._current()
         try:
             return cluster_metadata(self._broker, topic, self._auto_create)
         except _errors.MqlogError as exc:
@@ -540,7 +596,8 @@ class Producer:
             KafkaException: ``_NOT_CONFIGURED`` without ``transactional.id``; ``_STATE``
                 if already initialised.
         """
-        self._txn_call("init_transactions", lambda: self._core.init_transactions(timeout))
+        self._txn_call("init_transactions", lambda: self._current().init_transactions(timeout))
+        self._txn_ready = True
 
     def begin_transaction(self) -> None:
         """Start a transaction.
@@ -548,7 +605,8 @@ class Producer:
         Raises:
             KafkaException: ``_STATE`` (not initialised, or one is open), ``_FENCED``.
         """
-        self._txn_call("begin_transaction", self._core.begin_transaction)
+        self._txn_call("begin_transaction", lambda: self._current().begin_transaction())
+        self._txn_open = True
 
     def send_offsets_to_transaction(self, positions: list[TopicPartition],
                                     group_metadata: Any, timeout: float | None = None) -> None:
@@ -579,6 +637,7 @@ class Producer:
         """
         self._txn_call("commit_transaction", lambda: self._core.commit_transaction(timeout),
                        (_errors.TransactionAbortableError, _errors.CommitFailedError))
+        self._txn_open = False
         self._serve(None, wait=False)
 
     def abort_transaction(self, timeout: float | None = None) -> None:
@@ -588,9 +647,18 @@ class Producer:
             KafkaException: ``_STATE`` (no transaction), ``_FENCED``.
         """
         self._txn_call("abort_transaction", lambda: self._core.abort_transaction(timeout))
+        self._txn_open = False
         self._serve(None, wait=False)
 
     # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        # confluent-kafka 2.13+: leaving the block flushes (serving every delivery
+        # report) and closes; an exception in the block is not suppressed.
+        self.close()
 
     def close(self, timeout: float | None = None) -> bool:
         """Abort an open transaction, flush (serving reports) and release the producer.

@@ -3,7 +3,7 @@
 Code written for kafka-python runs unchanged against mqlog: the same classes, keyword
 arguments, return types and exception classes, in kafka-python's module layout
 (``mqlog.kafka.errors``, ``.admin``, ``.structs``, ``.consumer``, ``.producer``,
-``.coordinator.assignors.*``, ``.serializer``, ``.partitioner``)::
+``.coordinator.assignors.*``, ``.serializer``, ``.partitioner``, ``.version``)::
 
     from mqlog.kafka import KafkaProducer, KafkaConsumer
 
@@ -34,6 +34,7 @@ from .structs import (
     TopicPartition,
     TopicPartitionReplica,
 )
+from .version import __version__
 
 __all__ = [
     "ConsumerGroupMetadata",
@@ -49,5 +50,6 @@ __all__ = [
     "Serializer",
     "TopicPartition",
     "TopicPartitionReplica",
+    "__version__",
     "errors",
 ]

@@ -135,26 +135,71 @@ class KafkaProducer:
         self._cluster = _Cluster(self)
         self._auto_create = bool(cfg["allow_auto_create_topics"])
         self._metrics_enabled = bool(cfg["metrics_enabled"])
+        self._core_args = dict(
+            acks="all" if acks == -1 else acks,
+            linger_ms=cfg["linger_ms"], batch_size=cfg["batch_size"],
+            max_block_ms=cfg["max_block_ms"], compression_type=cfg["compression_type"],
+            max_request_size=cfg["max_request_size"], partitioner=core_partitioner,
+            enable_idempotence=idempotent, transactional_id=cfg["transactional_id"],
+            transaction_timeout_ms=cfg["transaction_timeout_ms"],
+            client_id=cfg["client_id"])
         try:
-            self._broker = resolve_broker(cfg["bootstrap_servers"])
-            self._producer = self._broker.producer(
-                acks="all" if acks == -1 else acks,
-                linger_ms=cfg["linger_ms"], batch_size=cfg["batch_size"],
-                max_block_ms=cfg["max_block_ms"], compression_type=cfg["compression_type"],
-                max_request_size=cfg["max_request_size"], partitioner=core_partitioner,
-                enable_idempotence=idempotent, transactional_id=cfg["transactional_id"],
-                transaction_timeout_ms=cfg["transaction_timeout_ms"],
-                client_id=cfg["client_id"])
+            self._bind(resolve_broker(cfg["bootstrap_servers"]))
         except InvalidConfigError as exc:
             raise _config.ConfigError(str(exc)) from exc
         except MqlogError as exc:
             raise translate(exc) from exc
-        self._faults = self._broker.faults
         self._closed = False
         self._lock = threading.Lock()  # guards the metric counters
+        self._follow_lock = threading.Lock()  # serialises moves to another test broker
+        self._txn_ready = False  # init_transactions() succeeded (redone after a move)
+        self._txn_open = False  # between begin_transaction() and commit/abort (no move)
         self._sent = 0
         self._failed = 0
         self._started = time.monotonic()
+
+    def _bind(self, broker: Any) -> None:
+        """Produce to ``broker`` with a new core producer (sets _broker, _producer,
+        _faults and the test-broker epoch)."""
+        # A broker the pytest plugin made has a serving_epoch (see _core()).
+        self._epoch = getattr(broker, "serving_epoch", None)
+        self._producer = broker.producer(**self._core_args)
+        self._broker = broker
+        self._faults = broker.faults
+
+    def _core(self) -> Any:
+        """The core producer, after following the pytest plugin to the broker it serves
+        now when this producer was made on a test broker and the test changed.
+
+        Why: apps keep one producer in a global (made at import, or lazily on first
+        use); with a broker per test it would stay bound to a test broker that has
+        been closed (or to the session broker) while the test asserts on its own.
+        A producer with an open transaction stays where it is.
+        """
+        if self._epoch is not None and self._broker.serving_epoch != self._epoch \
+                and not self._txn_open:
+            with self._follow_lock:
+                if self._broker.serving_epoch != self._epoch:
+                    self._follow()
+        return self._producer
+
+    def _follow(self) -> None:
+        old_broker, old = self._broker, self._producer
+        epoch = old_broker.serving_epoch  # read first: a later change is seen next time
+        broker = resolve_broker(self.config["bootstrap_servers"])
+        if broker is old_broker:
+            self._epoch = epoch
+            return
+        self._bind(broker)
+        if self._epoch is not None:
+            self._epoch = epoch
+        if self._txn_ready:
+            self._producer.init_transactions()
+        try:
+            old.close()  # writes what was sent to the old broker, if it is still open
+        except MqlogError as exc:
+            log.debug("closing the producer of the previous test broker: %s", exc)
+        log.debug("%r moved from %r to %r", self, old_broker, broker)
 
     def __repr__(self) -> str:
         return (f"<KafkaProducer client_id={self.config['client_id']} "
@@ -193,6 +238,10 @@ class KafkaProducer:
         """
         if self._closed:
             raise IllegalStateError("KafkaProducer already closed!")
+        try:
+            core = self._core()  # first: it may move to another test broker (and faults)
+        except MqlogError as exc:
+            raise translate(exc) from exc
         if value is None and key is None:
             raise ValueError("Need at least one: key or value (a tombstone needs a key)")
         if headers is not None:
@@ -222,8 +271,8 @@ class KafkaProducer:
                 f"topic {topic!r} does not exist and allow_auto_create_topics=False: "
                 "create it first (KafkaAdminClient.create_topics)"))
         try:
-            future = self._producer.send(topic, value_bytes, key_bytes, headers or None,
-                                         partition, timestamp_ms)
+            future = core.send(topic, value_bytes, key_bytes, headers or None,
+                               partition, timestamp_ms)
         except MqlogError as exc:
             raise translate(exc) from exc
         self._sent += 1  # unlocked: an approximate metric, as kafka-python's
@@ -237,7 +286,7 @@ class KafkaProducer:
     @translated
     def partitions_for(self, topic: str) -> set[int]:
         """The topic's partition numbers (auto-creating it if allowed)."""
-        return self._producer.partitions_for(topic)
+        return self._core().partitions_for(topic)
 
     @translated
     def flush(self, timeout: float | None = None) -> None:
@@ -246,7 +295,7 @@ class KafkaProducer:
         Raises:
             KafkaTimeoutError: not all written within ``timeout`` seconds.
         """
-        self._producer.flush(timeout)
+        self._core().flush(timeout)
 
     def close(self, timeout: float | None = None, null_logger: bool = False) -> None:
         """Flush (waiting up to ``timeout`` seconds) and release the producer. Idempotent.
@@ -292,7 +341,8 @@ class KafkaProducer:
         Raises:
             IllegalStateError: no ``transactional_id``, or already initialised.
         """
-        self._producer.init_transactions()
+        self._core().init_transactions()
+        self._txn_ready = True
 
     @translated
     def begin_transaction(self) -> None:
@@ -302,7 +352,8 @@ class KafkaProducer:
             IllegalStateError: not initialised, or a transaction is already open.
             ProducerFencedError: a newer producer took the ``transactional_id``.
         """
-        self._producer.begin_transaction()
+        self._core().begin_transaction()
+        self._txn_open = True
 
     @translated
     def send_offsets_to_transaction(self, offsets: dict[TopicPartition, Any],
@@ -324,7 +375,7 @@ class KafkaProducer:
         if group is None:
             raise TypeError("send_offsets_to_transaction() needs the consumer's "
                             "group_metadata() (or its group id)")
-        self._producer.send_offsets_to_transaction(offsets, group)
+        self._core().send_offsets_to_transaction(offsets, group)
 
     @translated
     def commit_transaction(self) -> None:
@@ -334,7 +385,8 @@ class KafkaProducer:
             TransactionAbortableError, CommitFailedError: call abort_transaction().
             ProducerFencedError: a newer producer took the ``transactional_id``.
         """
-        self._producer.commit_transaction()
+        self._core().commit_transaction()
+        self._txn_open = False
 
     @translated
     def abort_transaction(self) -> None:
@@ -344,4 +396,5 @@ class KafkaProducer:
             IllegalStateError: no open transaction.
             ProducerFencedError: a newer producer took the ``transactional_id``.
         """
-        self._producer.abort_transaction()
+        self._core().abort_transaction()
+        self._txn_open = False

@@ -1,0 +1,1 @@
+"""aiokafka's ``coordinator`` package: only its assignor classes (``.assignors``)."""
