@@ -771,6 +771,30 @@ class Broker:
         self._register(c)
         return c
 
+    def serve(self, host: str = "127.0.0.1", port: int = 9092, **opts: Any) -> Any:
+        """Serve this broker over the Kafka protocol, in background threads.
+
+        Any Kafka client connects to ``handle.bootstrap_servers``; see docs/serve.md.
+
+        Args:
+            host: address to bind; loopback by default, another needs
+                ``allow_remote=True``.
+            port: port to bind; 0 picks a free one (``handle.port``).
+            **opts: the other fields of :class:`mqlog.server.ServerConfig`.
+
+        Returns:
+            A :class:`mqlog.server.ServerHandle`; ``close()`` it (or close the broker)
+            to stop serving.
+
+        Raises:
+            ImportError: the ``kio`` package is missing: ``pip install 'mqlog[serve]'``.
+            ValueError: a bad option. OSError: the address cannot be bound.
+            IllegalStateError: the broker is readonly. ClosedError: it is closed.
+        """
+        from .server import serve
+
+        return serve(self, host, port, **opts)
+
     # -- lifecycle ----------------------------------------------------------------
 
     @property

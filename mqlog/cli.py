@@ -159,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", type=int)
     command("check", "verify checksums, offsets and format; exit 1 if damaged")
 
+    p = command("serve", "serve the store over the Kafka protocol (any Kafka client)")
+    from .server._command import add_arguments as _serve_arguments
+
+    _serve_arguments(p)
+
     demo = command("demo", "produce and consume a few records, print them")
     demo.add_argument("--topic", default="demo-orders", help="topic to use")
     return parser
@@ -178,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args, sys.stdout)
+        if args.command == "serve":
+            from .server._command import run as _serve
+
+            return _serve(args)
         name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
         return COMMANDS[name](args, out)
     except BrokenPipeError:  # e.g. `mqlog consume ... | head` (before OSError: a subclass)

@@ -1,0 +1,144 @@
+"""Appending produced Kafka batches through the broker's single writer.
+
+mqlog has one write path: the :class:`mqlog._writer.LogWriter` thread drains batches
+from registered producers and commits them in group transactions, checking idempotent
+batches (producer id, epoch, base sequence) inside the transaction. A wire Produce must
+keep the client's producer id, epoch and sequence numbers (so a client's retry of a
+batch whose answer was lost resolves to the first write's offset), which an in-process
+:class:`mqlog.Producer` would replace with its own. So the server registers one
+:class:`WireAppender` with the writer: to the writer it looks like a producer whose
+batches are always ready, and each :class:`PendingBatch` carries exactly what the
+writer reads from a producer batch (``topic``, ``partition``, ``acks``, ``values``,
+``producer_id``, ``epoch``, ``base_sequence``, ``transactional``, ``_encode``,
+``_resolve``, ``_fail``).
+
+This couples to the writer's producer protocol (``_ready_at``, ``_drain`` and the batch
+attributes above); ``tests/test_server.py`` exercises it end to end.
+
+Thread-safety: :meth:`WireAppender.append` may be called from any thread. Lock order:
+the writer calls ``_ready_at`` holding ``LogWriter._cond``, so ``_lock`` comes after it
+and :meth:`append` wakes the writer only after releasing ``_lock``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .. import batch as _batch
+from ..errors import KafkaTimeoutError
+
+__all__ = ["PendingBatch", "WireAppender"]
+
+
+class PendingBatch:
+    """One produced batch on its way to the writer, and its outcome."""
+
+    __slots__ = ("topic", "partition", "acks", "codec", "values", "keys", "timestamps",
+                 "headers", "producer", "producer_id", "epoch", "base_sequence",
+                 "transactional", "base_offset", "error", "event", "log_append_ms")
+
+    def __init__(self, appender: WireAppender, topic: str, partition: int, acks: int,
+                 codec: int, values: list, keys: list | None, timestamps: list[int],
+                 headers: list[bytes] | None, producer_id: int, epoch: int,
+                 base_sequence: int, transactional: bool) -> None:
+        self.producer = appender
+        self.topic = topic
+        self.partition = partition
+        self.acks = acks
+        self.codec = codec
+        self.values = values
+        self.keys = keys
+        self.timestamps = timestamps
+        self.headers = headers
+        self.producer_id = producer_id
+        self.epoch = epoch
+        self.base_sequence = base_sequence
+        self.transactional = transactional
+        self.base_offset = -1
+        self.error: BaseException | None = None
+        self.event = threading.Event()
+        self.log_append_ms: int | None = None
+
+    # -- the writer's side (writer thread) ------------------------------------------------
+
+    def _encode(self, log_append_ms: int | None) -> tuple[bytes, int, int]:
+        ts: Any = self.timestamps
+        if log_append_ms is not None:
+            ts = log_append_ms
+            self.log_append_ms = log_append_ms
+        max_ts = ts if type(ts) is int else max(ts)
+        body = _batch.encode(
+            self.values, self.keys, ts, self.headers, codec=self.codec,
+            log_append_time=log_append_ms is not None, transactional=self.transactional,
+            producer_id=self.producer_id, producer_epoch=self.epoch,
+            base_sequence=self.base_sequence)
+        return body, max_ts, len(self.values)
+
+    def _resolve(self, base_offset: int) -> None:
+        self.base_offset = base_offset
+        self.event.set()
+
+    def _fail(self, error: BaseException) -> None:
+        self.error = error
+        self.event.set()
+
+    # -- the request's side ------------------------------------------------------------
+
+    def wait(self, timeout: float) -> int:
+        """The base offset once written.
+
+        Raises:
+            KafkaTimeoutError: not written within ``timeout`` seconds.
+            MqlogError: the writer refused the batch (its error).
+        """
+        if not self.event.wait(timeout):
+            raise KafkaTimeoutError(
+                f"the batch for {self.topic}[{self.partition}] was not written within "
+                f"{timeout:g} s")
+        if self.error is not None:
+            raise self.error
+        return self.base_offset
+
+
+class WireAppender:
+    """The producer-shaped source of wire batches for one broker's writer.
+
+    Thread-safe; see the module docstring for the lock order.
+    """
+
+    def __init__(self, broker: Any) -> None:
+        self._broker = broker
+        # Guards _queue.
+        self._lock = threading.Lock()
+        self._queue: list[PendingBatch] = []
+        # The writer's producer protocol: never an in-process idempotent producer (the
+        # batches arrive stamped), so the writer never calls _stamp, and sequence
+        # give-back (after a failed commit) is a no-op for these batches.
+        self._pid = -1
+        self._seq_epoch = -2
+        self._next_seq: dict = {}
+        broker._writer.add_producer(self)
+
+    def close(self) -> None:
+        """Unregister from the writer (batches already queued are still written)."""
+        writer = self._broker._writer
+        if writer is not None:
+            writer.remove_producer(self)
+
+    def append(self, batches: list[PendingBatch]) -> None:
+        """Queue batches for the writer's next cycle."""
+        with self._lock:
+            self._queue.extend(batches)
+        self._broker._writer.wake()
+
+    # -- the writer's producer protocol (writer thread, under LogWriter._cond) ----------
+
+    def _ready_at(self) -> float | None:
+        return 0.0 if self._queue else None
+
+    def _drain(self, force: bool = False) -> list[PendingBatch]:
+        with self._lock:
+            out = self._queue
+            self._queue = []
+        return out

@@ -1,0 +1,539 @@
+"""Core Kafka API handlers: ApiVersions, Metadata, Produce, Fetch, ListOffsets,
+InitProducerId (admin APIs are in ``_admin.py``).
+
+One function per API, registered in :mod:`._apis` (its docstring explains the
+contract). kio generates one class per API version; the helpers :func:`_build` and
+:func:`_cls` let one function answer every version by keeping only the fields a
+version has. Consumer groups and committed offsets live in ``_groups.py``,
+transactions in ``_txn.py``.
+
+Kafka facts these follow (one broker, node id 0, every partition led by it):
+
+* Metadata lists the server's advertised address as the only broker and auto-creates
+  unknown topics when the request allows it (v4+; always before v4) and the broker
+  was opened with ``auto_create_topics=True``.
+* Produce appends through the broker's writer keeping the client's producer id, epoch
+  and base sequence (``_appender.py``); acks=0 gets no response at all; errors are per
+  partition. Transactional produce is checked against the transactional id's current
+  producer id and epoch (``_txn.py`` serves the other transaction APIs).
+* Fetch never creates fetch sessions (it answers session id 0, which clients take as
+  "full fetches only", as KIP-227 allows); it long-polls on the broker's data
+  condition until ``min_bytes`` are available or ``max_wait_ms`` passes.
+* ListOffsets: -1 latest (the last stable offset for read_committed), -2 earliest,
+  -3 the record with the largest timestamp (v7+), -4 earliest local (= earliest),
+  otherwise the first offset whose timestamp is >= the one given.
+
+Thread-safety: handlers run in connection threads, concurrently; they share only the
+broker (thread-safe) and the per-server :class:`WireAppender`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import sys
+import time
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from .. import batch as _batch
+from ..errors import (
+    InvalidTopicError,
+    MqlogError,
+)
+from ..log import offset_for_time
+from ._apis import (
+    ApiError,
+    ApiKey,
+    ConnectionContext,
+    ErrorCode,
+    api_versions_response,
+    error_code_for,
+    register,
+    response_class,
+)
+from ._appender import PendingBatch, WireAppender
+from ._records import RecordError, decode_batches, encode_stored
+from ._txn import check_producer, init_transactional
+
+__all__: list[str] = []
+
+log = logging.getLogger("mqlog.server")
+
+_ZERO = datetime.timedelta(0)
+_NO_OPS = -2147483648  # "authorized operations not requested" (INT32_MIN)
+#: Upper bound for how long a Produce waits for the writer (the request's own timeout
+#: counts first; this guards against a client asking for days).
+MAX_PRODUCE_WAIT_S = 120.0
+MAX_FETCH_WAIT_S = 60.0
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def _build(cls: type, **kwargs: Any) -> Any:
+    """Instantiate a kio class with the keyword arguments it has (versions differ)."""
+    names = _field_names(cls)
+    return cls(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def _cls(response_cls: type, name: str) -> type:
+    """A nested class (``name``) from the module of a kio response class."""
+    return getattr(sys.modules[response_cls.__module__], name)
+
+
+def _ms(delta: Any) -> float:
+    """Seconds from kio's timedelta fields (or a plain number of ms)."""
+    if isinstance(delta, datetime.timedelta):
+        return delta.total_seconds()
+    return float(delta) / 1000.0
+
+
+def _topic_uuid(topic_id: int) -> uuid.UUID:
+    """A stable, non-zero Kafka topic id for an mqlog topic id (a unique counter)."""
+    return uuid.UUID(int=(0x6D716C6F67 << 64) | (topic_id & 0xFFFFFFFFFFFFFFFF))
+
+
+def _topic_of_uuid(ctx: ConnectionContext, topic_uuid: uuid.UUID | None) -> Any:
+    if topic_uuid is None:
+        return None
+    value = topic_uuid.int
+    if value >> 64 != 0x6D716C6F67:
+        return None
+    return ctx.broker._topics_by_id.get(value & 0xFFFFFFFFFFFFFFFF)
+
+
+def _appender(ctx: ConnectionContext) -> WireAppender:
+    return ctx.server.appender()
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+# -- ApiVersions ---------------------------------------------------------------------------
+
+@register(ApiKey.api_versions, 0, 3)
+def api_versions(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    if api_version >= 3:
+        ctx.client_software = (request.client_software_name,
+                               request.client_software_version)
+    return api_versions_response(api_version)
+
+
+# -- Metadata --------------------------------------------------------------------------------
+
+@register(ApiKey.metadata, 0, 12)
+def metadata(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    broker = ctx.broker
+    Response = response_class(ApiKey.metadata, api_version)
+    Broker = _cls(Response, "MetadataResponseBroker")
+    Topic = _cls(Response, "MetadataResponseTopic")
+    Partition = _cls(Response, "MetadataResponsePartition")
+    host, port = ctx.server.advertised_address()
+    node = ctx.config.node_id
+
+    requested = request.topics
+    if requested is None or (api_version == 0 and not requested):
+        names: list[Any] = sorted(broker._topics)  # every topic
+        by_id: dict[str, Any] = {}
+    else:
+        names = []
+        by_id = {}
+        for t in requested:
+            name = getattr(t, "name", None)
+            if name is None:
+                tlog = _topic_of_uuid(ctx, getattr(t, "topic_id", None))
+                if tlog is not None:
+                    names.append(tlog.name)
+                else:
+                    key = f"\0{getattr(t, 'topic_id', None)}"
+                    by_id[key] = getattr(t, "topic_id", None)
+                    names.append(key)
+            else:
+                names.append(name)
+    auto = getattr(request, "allow_auto_topic_creation", True)
+    topics = []
+    for name in names:
+        if name.startswith("\0"):
+            topics.append(_build(Topic, error_code=ErrorCode.unknown_topic_id, name=None,
+                                 topic_id=by_id[name], is_internal=False, partitions=(),
+                                 topic_authorized_operations=_NO_OPS))
+            continue
+        tlog = broker._topics.get(name)
+        code = ErrorCode.none
+        if tlog is None and auto and broker.auto_create_topics and not broker.readonly:
+            try:
+                broker._ensure_topic(name)
+            except InvalidTopicError:
+                code = ErrorCode.invalid_topic_exception
+            except MqlogError as exc:
+                code = error_code_for(exc)
+            tlog = broker._topics.get(name)
+        if tlog is None:
+            if code == ErrorCode.none:
+                code = ErrorCode.unknown_topic_or_partition
+            topics.append(_build(Topic, error_code=code, name=name,
+                                 topic_id=uuid.UUID(int=0), is_internal=False,
+                                 partitions=(), topic_authorized_operations=_NO_OPS))
+            continue
+        parts = tuple(
+            _build(Partition, error_code=ErrorCode.none, partition_index=p,
+                   leader_id=node, leader_epoch=0, replica_nodes=(node,),
+                   isr_nodes=(node,), offline_replicas=())
+            for p in range(len(tlog.partitions)))
+        topics.append(_build(Topic, error_code=ErrorCode.none, name=tlog.name,
+                             topic_id=_topic_uuid(tlog.topic_id), is_internal=False,
+                             partitions=parts, topic_authorized_operations=_NO_OPS))
+    return _build(
+        Response, throttle_time=_ZERO,
+        brokers=(_build(Broker, node_id=node, host=host, port=port, rack=None),),
+        cluster_id=ctx.config.cluster_id, controller_id=node, topics=tuple(topics),
+        cluster_authorized_operations=_NO_OPS)
+
+
+# -- Produce -------------------------------------------------------------------------------
+
+_RECORD_CODES = {
+    "corrupt_message": ErrorCode.corrupt_message,
+    "invalid_record": ErrorCode.invalid_record,
+    "unsupported_for_message_format": ErrorCode.unsupported_for_message_format,
+    "unsupported_compression_type": ErrorCode.unsupported_compression_type,
+}
+
+
+def _produce_error_code(exc: BaseException, transactional: bool) -> ErrorCode:
+    from ..errors import ProducerFencedError
+
+    if isinstance(exc, ProducerFencedError):
+        # Kafka answers a stale epoch on Produce with INVALID_PRODUCER_EPOCH for
+        # idempotent producers and PRODUCER_FENCED for transactional ones.
+        return ErrorCode.producer_fenced if transactional else \
+            ErrorCode.invalid_producer_epoch
+    return error_code_for(exc)
+
+
+def _produce_response(api_version: int, results: list[tuple[str, list[tuple]]]) -> Any:
+    Response = response_class(ApiKey.produce, api_version)
+    Topic = _cls(Response, "TopicProduceResponse")
+    Part = _cls(Response, "PartitionProduceResponse")
+    topics = []
+    for name, parts in results:
+        out = []
+        for index, code, base, append_ms, log_start, message in parts:
+            out.append(_build(
+                Part, index=index, error_code=code, base_offset=base,
+                log_append_time=None if append_ms is None else
+                datetime.datetime.fromtimestamp(append_ms / 1000, datetime.timezone.utc),
+                log_start_offset=log_start, record_errors=(),
+                error_message=message if code != ErrorCode.none else None))
+        topics.append(_build(Topic, name=name, partition_responses=tuple(out)))
+    return _build(Response, responses=tuple(topics), throttle_time=_ZERO)
+
+
+def _produce_error_response(ctx: ConnectionContext, request: Any, api_version: int,
+                            code: ErrorCode) -> Any:
+    if request.acks == 0:
+        return None
+    return _produce_response(api_version, [
+        (t.name, [(p.index, code, -1, None, -1, code.name) for p in t.partition_data])
+        for t in request.topic_data])
+
+
+@register(ApiKey.produce, 3, 11, error_response=_produce_error_response)
+def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    broker = ctx.broker
+    acks = request.acks
+    if acks not in (0, 1, -1):
+        raise ApiError(ErrorCode.invalid_required_acks, f"acks={acks} is not 0, 1 or -1")
+    if broker.readonly:
+        raise ApiError(ErrorCode.kafka_storage_error, "the store is open read-only")
+    transactional_id = getattr(request, "transactional_id", None)
+    results: list[tuple[str, list[list]]] = []
+    pending: list[tuple[list, PendingBatch, Any]] = []
+    for t in request.topic_data:
+        parts: list[list] = []
+        results.append((t.name, parts))
+        tlog = broker._topics.get(t.name)
+        for pd in t.partition_data:
+            row = [pd.index, ErrorCode.none, -1, None, -1, None]
+            parts.append(row)
+            if tlog is None or not 0 <= pd.index < len(tlog.partitions):
+                row[1] = ErrorCode.unknown_topic_or_partition
+                row[5] = f"topic {t.name!r} partition {pd.index} does not exist"
+                continue
+            plog = tlog.partitions[pd.index]
+            row[4] = plog.log_start
+            data = pd.records
+            if not data:
+                row[1] = ErrorCode.invalid_record
+                row[5] = "the partition's records are empty"
+                continue
+            try:
+                batches = decode_batches(bytes(data))
+            except RecordError as exc:
+                row[1] = _RECORD_CODES[exc.code]
+                row[5] = exc.message
+                continue
+            too_big = max(wb.size for wb in batches)
+            if too_big > tlog.max_message_bytes:
+                # Kafka compares the whole (compressed) batch with max.message.bytes.
+                row[1] = ErrorCode.message_too_large
+                row[5] = (f"a record batch of {too_big} bytes exceeds max.message.bytes="
+                          f"{tlog.max_message_bytes} of topic {t.name!r}")
+                continue
+            if any(wb.transactional for wb in batches) != (transactional_id is not None):
+                row[1] = ErrorCode.invalid_record
+                row[5] = ("transactional batches need the request's transactional id, "
+                          "and a transactional id needs transactional batches")
+                continue
+            if transactional_id is not None:
+                code, _state = check_producer(ctx, transactional_id,
+                                              batches[0].producer_id,
+                                              batches[0].producer_epoch)
+                if code != ErrorCode.none:
+                    row[1] = code
+                    row[5] = (f"producer id {batches[0].producer_id} epoch "
+                              f"{batches[0].producer_epoch} does not hold transactional "
+                              f"id {transactional_id!r}")
+                    continue
+            for wb in batches:
+                headers = None
+                if any(wb.headers):
+                    headers = [_batch.pack_headers(h) for h in wb.headers]
+                keys = wb.keys if any(k is not None for k in wb.keys) else None
+                pb = PendingBatch(
+                    _appender(ctx), t.name, pd.index, acks, wb.codec, wb.values, keys,
+                    wb.timestamps, headers, wb.producer_id, wb.producer_epoch,
+                    wb.base_sequence if wb.producer_id >= 0 else -1, wb.transactional)
+                pending.append((row, pb, plog))
+    if pending:
+        _appender(ctx).append([pb for _, pb, _ in pending])
+    if acks == 0:
+        return None
+    deadline = time.monotonic() + min(max(_ms(request.timeout), 1.0), MAX_PRODUCE_WAIT_S)
+    for row, pb, plog in pending:
+        if row[1] != ErrorCode.none:
+            continue  # an earlier batch of the partition failed
+        try:
+            base = pb.wait(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:
+            row[1] = _produce_error_code(exc, pb.transactional)
+            row[5] = _message(exc)
+            continue
+        if row[2] < 0:
+            row[2] = base
+            row[3] = pb.log_append_ms
+        row[4] = plog.log_start
+    return _produce_response(api_version, [
+        (name, [tuple(r) for r in parts]) for name, parts in results])
+
+
+# -- Fetch ---------------------------------------------------------------------------------
+
+def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
+                     read_committed: bool, budget: int) -> tuple[dict, int]:
+    """One partition's answer as keyword arguments, and the bytes of records in it."""
+    broker = ctx.broker
+    p = fp.partition
+    out: dict[str, Any] = {"partition_index": p, "error_code": ErrorCode.none,
+                           "high_watermark": -1, "last_stable_offset": -1,
+                           "log_start_offset": -1, "aborted_transactions": None,
+                           "preferred_read_replica": -1, "records": None}
+    tlog = broker._topics.get(topic)
+    if tlog is None or not 0 <= p < len(tlog.partitions):
+        out["error_code"] = ErrorCode.unknown_topic_or_partition
+        return out, 0
+    plog = tlog.partitions[p]
+    end = plog.end_offset  # read before stable_end(): see mqlog.log
+    stable = plog.stable_end()
+    log_start = plog.log_start
+    out["high_watermark"] = end
+    out["last_stable_offset"] = stable
+    out["log_start_offset"] = log_start
+    offset = fp.fetch_offset
+    if offset < log_start or offset > end:
+        out["error_code"] = ErrorCode.offset_out_of_range
+        return out, 0
+    upper = stable if read_committed else end
+    if read_committed:
+        out["aborted_transactions"] = ()
+    if offset >= upper:
+        out["records"] = b""
+        return out, 0
+    limit = max(1, min(fp.partition_max_bytes, budget))
+    chunks: list[bytes] = []
+    size = 0
+    last = offset
+    for base, raw in txn.batches(plog.topic_id, p, offset):
+        if base >= upper:
+            break
+        head = _batch.header_fields(raw)
+        last_offset = base + head[4]
+        if last_offset < offset:
+            continue  # a batch ending before the offset (compaction left a gap)
+        wire = encode_stored(raw, 0,
+                             (plog.topic_id, p, base, head[1]))
+        if chunks and size + len(wire) > limit:
+            break  # the first batch always goes, even if larger (KIP-74)
+        chunks.append(wire)
+        size += len(wire)
+        last = last_offset
+        if size >= limit:
+            break
+    if read_committed and chunks:
+        aborted = []
+        for pid, ranges in plog.aborted.items():
+            for first, marker in ranges:
+                if marker >= offset and first <= last:
+                    aborted.append((pid, first))
+        out["aborted_transactions"] = aborted
+    out["records"] = b"".join(chunks)
+    return out, size
+
+
+@register(ApiKey.fetch, 4, 12)
+def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    broker = ctx.broker
+    Response = response_class(ApiKey.fetch, api_version)
+    TopicResp = _cls(Response, "FetchableTopicResponse")
+    PartResp = _cls(Response, "PartitionData")
+    Aborted = _cls(Response, "AbortedTransaction")
+    if getattr(request, "session_id", 0) != 0:
+        # We never create sessions, so an incremental fetch names an unknown one.
+        return _build(Response, throttle_time=_ZERO,
+                      error_code=ErrorCode.fetch_session_id_not_found, session_id=0,
+                      responses=())
+    read_committed = getattr(request, "isolation_level", 0) == 1
+    wait_s = min(max(_ms(request.max_wait), 0.0), MAX_FETCH_WAIT_S)
+    deadline = time.monotonic() + wait_s
+    min_bytes = max(request.min_bytes, 0)
+    max_bytes = request.max_bytes if request.max_bytes > 0 else 1 << 30
+    cond = broker._data_cond
+    while True:
+        seq = broker._data_seq
+        total = 0
+        errors = False
+        topics = []
+        with broker._store.read() as txn:
+            for ft in request.topics:
+                parts = []
+                for fp in ft.partitions:
+                    kwargs, size = _fetch_partition(ctx, txn, ft.topic, fp,
+                                                    read_committed,
+                                                    max(max_bytes - total, 1))
+                    total += size
+                    errors = errors or kwargs["error_code"] != ErrorCode.none
+                    parts.append(kwargs)
+                topics.append((ft.topic, parts))
+        now = time.monotonic()
+        if total >= min_bytes or errors or now >= deadline or ctx.stopping.is_set() \
+                or total >= max_bytes:
+            break
+        with cond:
+            ctx.wait(cond, lambda s=seq: broker._data_seq != s, deadline - now)
+    responses = []
+    for name, parts in topics:
+        built = []
+        for kw in parts:
+            aborted = kw["aborted_transactions"]
+            if aborted is not None:
+                kw["aborted_transactions"] = tuple(
+                    Aborted(producer_id=pid, first_offset=first) for pid, first in aborted)
+            built.append(_build(PartResp, **kw))
+        responses.append(_build(TopicResp, topic=name, partitions=tuple(built)))
+    return _build(Response, throttle_time=_ZERO, error_code=ErrorCode.none,
+                  session_id=0, responses=tuple(responses))
+
+
+# -- ListOffsets ------------------------------------------------------------------------------
+
+_LATEST, _EARLIEST, _MAX_TIMESTAMP, _EARLIEST_LOCAL = -1, -2, -3, -4
+
+
+def _max_timestamp(ctx: ConnectionContext, plog: Any) -> tuple[int, int]:
+    """(offset, timestamp) of the record with the largest timestamp (first one wins)."""
+    best = (-1, -1)
+    with ctx.broker._store.read() as txn:
+        for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
+            if base >= plog.end_offset:
+                break
+            batch = _batch.decode(raw)
+            if batch.is_control or batch.max_timestamp <= best[1]:
+                continue
+            for i, off in enumerate(batch.offsets):
+                if off >= plog.log_start and batch.timestamp_at(i) > best[1]:
+                    best = (off, batch.timestamp_at(i))
+    return best
+
+
+@register(ApiKey.list_offsets, 1, 8)
+def list_offsets(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    broker = ctx.broker
+    Response = response_class(ApiKey.list_offsets, api_version)
+    TopicResp = _cls(Response, "ListOffsetsTopicResponse")
+    PartResp = _cls(Response, "ListOffsetsPartitionResponse")
+    read_committed = getattr(request, "isolation_level", 0) == 1
+    topics = []
+    for t in request.topics:
+        tlog = broker._topics.get(t.name)
+        parts = []
+        for lp in t.partitions:
+            p = lp.partition_index
+            code, ts, off = ErrorCode.none, -1, -1
+            if tlog is None or not 0 <= p < len(tlog.partitions):
+                code = ErrorCode.unknown_topic_or_partition
+            else:
+                plog = tlog.partitions[p]
+                want = lp.timestamp
+                if want == _LATEST:
+                    off = plog.stable_end() if read_committed else plog.end_offset
+                elif want in (_EARLIEST, _EARLIEST_LOCAL):
+                    off = plog.log_start
+                elif want == _MAX_TIMESTAMP:
+                    off, ts = _max_timestamp(ctx, plog)
+                elif want < 0:
+                    code = ErrorCode.invalid_request
+                else:
+                    with broker._store.read() as txn:
+                        found = offset_for_time(txn, plog, want)
+                    if found is not None:
+                        off, ts = found
+                        if read_committed and off >= plog.stable_end():
+                            off, ts = -1, -1
+            parts.append(_build(PartResp, partition_index=p, error_code=code,
+                                timestamp=ts, offset=off, leader_epoch=0 if off >= 0
+                                else -1))
+        topics.append(_build(TopicResp, name=t.name, partitions=tuple(parts)))
+    return _build(Response, throttle_time=_ZERO, topics=tuple(topics))
+
+
+# -- InitProducerId ---------------------------------------------------------------------------
+
+_EPOCH_LIMIT = 32767
+
+
+@register(ApiKey.init_producer_id, 0, 4)
+def init_producer_id(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    Response = response_class(ApiKey.init_producer_id, api_version)
+    if request.transactional_id is not None:
+        code, pid, epoch = init_transactional(ctx, request)
+        return _build(Response, throttle_time=_ZERO, error_code=code, producer_id=pid,
+                      producer_epoch=epoch)
+    broker = ctx.broker
+    old_pid = getattr(request, "producer_id", -1)
+    old_epoch = getattr(request, "producer_epoch", -1)
+    if old_pid >= 0 and 0 <= old_epoch < _EPOCH_LIMIT:
+        # KIP-360: an idempotent producer bumps its epoch to reset sequence numbers;
+        # the writer starts a new window at sequence 0 for a higher epoch.
+        pid, epoch = old_pid, old_epoch + 1
+    else:
+        pid, epoch = broker._txns.new_producer_id(), 0
+    return _build(Response, throttle_time=_ZERO, error_code=ErrorCode.none,
+                  producer_id=pid, producer_epoch=epoch)
