@@ -8,9 +8,14 @@ it off, ``-p mqlog`` loads it where plugin autoloading is disabled. It provides:
   ``mqlog.confluent``, ``mqlog.aiokafka``) with any ``bootstrap_servers`` other than
   an ``mqlog://`` directory use it; ``MQLOG_BOOTSTRAP`` is hidden meanwhile, so no two
   tests ever share a store.
-* ``fake_kafka``: the same broker, plus ``import kafka`` / ``confluent_kafka`` /
-  ``aiokafka`` (and every submodule) resolving to the drop-ins for the test, whether or
-  not the real packages are installed; ``sys.modules`` is restored afterwards.
+* ``mqlog_server``: the test's broker served over the Kafka protocol on a free loopback
+  port (:class:`TestServer`: ``bootstrap_servers``, ``broker`` and the assertion
+  helpers), so real Kafka clients — in this process or another, in any language —
+  connect to it; stopped after the test. Needs the ``serve`` extra (kio).
+* ``fake_kafka``: the ``mqlog_broker`` broker, plus ``import kafka`` /
+  ``confluent_kafka`` / ``aiokafka`` (and every submodule) resolving to the drop-ins
+  for the test, whether or not the real packages are installed or already imported;
+  ``sys.modules`` is restored afterwards (the real modules, the same objects).
 * ``--mqlog-fake-kafka`` / ini ``mqlog_fake_kafka = true``: the same aliases for the
   whole session, installed before conftest files and test modules are imported (so
   module-level ``from kafka import KafkaProducer`` gets the drop-in), backed by a
@@ -42,10 +47,11 @@ import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
-    from .records import ConsumerRecord, TopicPartition
+    from .records import ConsumerRecord, TopicInfo, TopicPartition
+    from .server import ServerHandle
 
 # TestBroker is built on first access (module __getattr__ below).
-__all__ = ["TestBroker", "new_test_broker"]  # noqa: F822
+__all__ = ["TestBroker", "TestServer", "new_test_broker"]  # noqa: F822
 
 _FLAG = "--mqlog-fake-kafka"
 _INI = "mqlog_fake_kafka"
@@ -175,6 +181,100 @@ def new_test_broker(**options: Any) -> Broker:
     return _test_broker_class()(None, **options)
 
 
+# -- the served broker --------------------------------------------------------------------
+
+
+class TestServer:
+    """The test's broker served over the Kafka protocol (what ``mqlog_server`` yields).
+
+    ``bootstrap_servers`` (``"127.0.0.1:PORT"``) goes into any Kafka client's
+    configuration: kafka-python, confluent-kafka, aiokafka, a Java, Go or Node client,
+    ``kcat``, in this process or a subprocess. ``broker`` is the test's
+    :class:`TestBroker` (the ``mqlog_broker`` fixture's), and its assertion helpers are
+    here too, so a test checks what the real clients did without opening one more.
+    Thread-safe, as the broker and the server are.
+
+    Defined here rather than built on demand like :class:`TestBroker`: it imports
+    nothing, so it costs the plugin's import nothing.
+    """
+
+    __test__ = False  # not a test class, whatever module imports it
+
+    def __init__(self, broker: Any, handle: ServerHandle) -> None:
+        self._broker = broker
+        self._handle = handle
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``"127.0.0.1:PORT"``: the address the server listens on and announces."""
+        return self._handle.bootstrap_servers
+
+    @property
+    def host(self) -> str:
+        return self._handle.host
+
+    @property
+    def port(self) -> int:
+        return self._handle.port
+
+    @property
+    def broker(self) -> Any:
+        """The served :class:`TestBroker` (the same object as ``mqlog_broker``)."""
+        return self._broker
+
+    @property
+    def closed(self) -> bool:
+        """Whether the server stopped (it does when the test ends)."""
+        return self._handle.closed
+
+    # The broker's assertion helpers and the calls a test makes to arrange its data.
+
+    def create_topic(self, name: str, partitions: int | None = None,
+                     config: dict[str, Any] | None = None) -> TopicInfo:
+        """As :meth:`mqlog.Broker.create_topic`."""
+        return self._broker.create_topic(name, partitions, config)
+
+    def topics(self) -> dict[str, TopicInfo]:
+        """As :meth:`mqlog.Broker.topics`."""
+        return self._broker.topics()
+
+    def messages(self, topic: str, isolation_level: str = "read_uncommitted"
+                 ) -> list[ConsumerRecord]:
+        """As :meth:`mqlog.Broker.messages`."""
+        return self._broker.messages(topic, isolation_level)
+
+    def values(self, topic: str) -> list[bytes | None]:
+        """As :meth:`TestBroker.values`."""
+        return self._broker.values(topic)
+
+    def committed(self, group_id: str) -> dict[TopicPartition, int]:
+        """As :meth:`TestBroker.committed`."""
+        return self._broker.committed(group_id)
+
+    def lag(self, group_id: str) -> dict[TopicPartition, int]:
+        """As :meth:`TestBroker.lag`."""
+        return self._broker.lag(group_id)
+
+    def total_lag(self, group_id: str) -> int:
+        """As :meth:`TestBroker.total_lag`."""
+        return self._broker.total_lag(group_id)
+
+    def wait_for_messages(self, topic: str, count: int, timeout: float = 10.0
+                          ) -> list[ConsumerRecord]:
+        """As :meth:`TestBroker.wait_for_messages`."""
+        return self._broker.wait_for_messages(topic, count, timeout)
+
+    async def await_messages(self, topic: str, count: int, timeout: float = 10.0
+                             ) -> list[ConsumerRecord]:
+        """As :meth:`TestBroker.await_messages`."""
+        return await self._broker.await_messages(topic, count, timeout)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "serving"
+        return f"<TestServer {self.bootstrap_servers} {state} {self._broker.path}>"
+
+
+
 # -- isolation ----------------------------------------------------------------------------
 
 @contextmanager
@@ -224,6 +324,23 @@ def mqlog_broker() -> Iterator[Any]:
             yield broker
     finally:
         broker.close()
+
+
+@pytest.fixture
+def mqlog_server(mqlog_broker: Any) -> Iterator[TestServer]:
+    """``mqlog_broker`` served over the Kafka protocol on a free loopback port.
+
+    Yields a :class:`TestServer`: real Kafka clients (any library, any language, this
+    process or a subprocess) connect to ``mqlog_server.bootstrap_servers``; drop-in
+    clients of the test use the same broker, whatever address they are given. The
+    server stops when the test ends (its connections are closed), then the broker is
+    closed and deleted. Needs the ``serve`` extra (``pip install 'mqlog[serve]'``).
+    """
+    handle = mqlog_broker.serve(port=0)  # kio missing: its ImportError says what to install
+    try:
+        yield TestServer(mqlog_broker, handle)
+    finally:
+        handle.close()
 
 
 @pytest.fixture

@@ -2,6 +2,10 @@
 
 Most tests run a small inner test suite with ``pytester``, the way a user's suite uses
 the plugin (loaded through its ``pytest11`` entry point, as after ``pip install``).
+
+The real kafka-python, confluent-kafka and aiokafka are installed (test extras), and
+other test modules import them: every test here must hold whether or not they are
+already in ``sys.modules`` when it starts, as in a user's session.
 """
 
 from __future__ import annotations
@@ -18,9 +22,15 @@ import pytest
 from helpers import run_python
 
 import mqlog
+import mqlog.broker  # noqa: F401 - see below
 from mqlog import TopicPartition
 from mqlog._fake_modules import ModuleAliases, kafka_aliases
 from mqlog.errors import KafkaTimeoutError
+
+# pytester takes out of sys.modules whatever an inner run imported. mqlog.broker is
+# imported here, before any inner run, so that it is not one of those: otherwise the
+# plugin's TestBroker (built on first use, inside an inner run) would derive from a
+# Broker class that the next `mqlog.Broker` re-imports as another class.
 
 pytest_plugins = ["pytester"]
 
@@ -47,6 +57,17 @@ REAL_KAFKA = {
         """,
     "errors.py": "REAL = True\n",
 }
+
+
+@pytest.fixture
+def planted_kafka(pytester, monkeypatch):
+    """The stand-in for kafka-python (REAL_KAFKA) in the inner suite's directory, and
+    any `kafka` modules already imported (the real kafka-python, which other test
+    modules use) out of sys.modules until the test ends, so the inner run's `import
+    kafka` finds the stand-in."""
+    write_package(pytester.path, "kafka", REAL_KAFKA)
+    for name in [n for n in sys.modules if n.partition(".")[0] == "kafka"]:
+        monkeypatch.delitem(sys.modules, name)
 
 
 def run_inner(pytester, *args: str):
@@ -231,6 +252,110 @@ def test_faults_are_reachable_through_both_fixtures(mqlog_broker, fake_kafka):
     assert mqlog_broker.faults.armed
 
 
+# -- mqlog_server --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_loaded():
+    """Serve once in this process before the inner runs that serve: pytester unloads
+    whatever an inner run imported, and the server's modules (kio's schemas) take a
+    second or more to import each time."""
+    with mqlog.open() as broker:
+        broker.serve(port=0).close()
+
+
+def test_mqlog_server_serves_the_tests_broker_to_real_clients(pytester, server_loaded):
+    # The real confluent-kafka (librdkafka) over the wire, as an application under test
+    # configured with the fixture's address would use it; a drop-in client given the
+    # same address lands on the same broker; and a separate process connects too.
+    pytester.makepyfile("""
+        import re
+        import subprocess
+        import sys
+        import time
+
+        import confluent_kafka
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        from mqlog import TopicPartition
+        from mqlog.kafka import KafkaProducer as DropInProducer
+
+        seen = []
+
+        def test_real_clients(mqlog_server, mqlog_broker):
+            assert re.fullmatch(r"127\\.0\\.0\\.1:[0-9]+", mqlog_server.bootstrap_servers)
+            assert mqlog_server.bootstrap_servers.endswith(f":{mqlog_server.port}")
+            assert mqlog_server.broker is mqlog_broker and not mqlog_server.closed
+            conf = {"bootstrap.servers": mqlog_server.bootstrap_servers}
+            admin = AdminClient(conf)
+            for future in admin.create_topics([NewTopic("orders", 2, 1)]).values():
+                future.result(10)
+            assert mqlog_server.topics()["orders"].partitions == 2
+            producer = confluent_kafka.Producer(
+                {**conf, "enable.idempotence": True, "compression.type": "lz4"})
+            for i in range(4):
+                producer.produce("orders", b"v%d" % i, key=b"k%d" % i, partition=i % 2)
+            assert producer.flush(10) == 0
+            assert sorted(mqlog_server.values("orders")) == [b"v0", b"v1", b"v2", b"v3"]
+            drop_in = DropInProducer(bootstrap_servers=mqlog_server.bootstrap_servers)
+            drop_in.send("orders", b"v4", partition=0).get(timeout=10)
+            drop_in.close()
+            consumer = confluent_kafka.Consumer({
+                **conf, "group.id": "billing", "auto.offset.reset": "earliest",
+                "enable.auto.commit": False, "heartbeat.interval.ms": 100})
+            consumer.subscribe(["orders"])
+            got = []
+            deadline = time.monotonic() + 20
+            while len(got) < 5 and time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is not None and message.error() is None:
+                    got.append(message.value())
+            consumer.commit(asynchronous=False)
+            consumer.close()
+            assert sorted(got) == [b"v0", b"v1", b"v2", b"v3", b"v4"]
+            assert mqlog_server.committed("billing") == {
+                TopicPartition("orders", 0): 3, TopicPartition("orders", 1): 2}
+            assert mqlog_server.total_lag("billing") == 0
+            seen.append(mqlog_server)
+
+        def test_another_process(mqlog_server):
+            # A service under test in another process (or language) gets the address.
+            child = (
+                "import sys, confluent_kafka\\n"
+                "p = confluent_kafka.Producer({'bootstrap.servers': sys.argv[1]})\\n"
+                "p.produce('events', b'from a child')\\n"
+                "sys.exit(p.flush(10))\\n")
+            subprocess.run([sys.executable, "-c", child, mqlog_server.bootstrap_servers],
+                           check=True, timeout=60)
+            records = mqlog_server.wait_for_messages("events", 1, timeout=10)
+            assert [r.value for r in records] == [b"from a child"]
+            assert "orders" not in mqlog_server.topics()  # its own broker
+            seen.append(mqlog_server)
+
+        def test_servers_and_brokers_are_stopped_after_their_test(mqlog_server):
+            assert len(seen) == 2 and all(s.closed and s.broker.closed for s in seen)
+            assert len({s.broker.path for s in seen + [mqlog_server]}) == 3
+            assert "serving" in repr(mqlog_server) and "closed" in repr(seen[0])
+        """)
+    run_inner(pytester).assert_outcomes(passed=3)
+
+
+def test_mqlog_server_without_kio_says_which_extra_to_install(pytester):
+    # A fresh process (the server's modules must not be imported yet), where kio
+    # cannot be imported.
+    pytester.makeconftest("""
+        import sys
+        sys.modules["kio"] = None  # `import kio` fails as if it were not installed
+        """)
+    pytester.makepyfile("""
+        def test_it(mqlog_server):
+            pass
+        """)
+    result = pytester.runpytest_subprocess("-p", "no:hypothesispytest")
+    result.assert_outcomes(errors=1)
+    result.stdout.re_match_lines([r"E +ImportError: .*pip install 'mqlog\[serve\]'"])
+
+
 # -- module aliases (mechanics, with stand-in packages) -----------------------------------------
 
 
@@ -351,8 +476,7 @@ def test_kafka_aliases_are_one_shared_instance():
 # -- fake_kafka with the drop-ins ------------------------------------------------------------
 
 
-def test_fake_kafka_hides_real_kafka_for_one_test_and_restores_it(pytester):
-    write_package(pytester.path, "kafka", REAL_KAFKA)
+def test_fake_kafka_hides_real_kafka_for_one_test_and_restores_it(pytester, planted_kafka):
     pytester.makepyfile(test_app="""
         import sys
         import time
@@ -492,6 +616,67 @@ def test_fake_kafka_aliases_aiokafka(pytester):
     run_inner(pytester).assert_outcomes(passed=2)
 
 
+def test_fake_kafka_hides_real_clients_imported_before_it_and_restores_them(pytester,
+                                                                           server_loaded):
+    # The real packages (test extras here, and in many users' environments) imported
+    # first, as a user's module or conftest does; then a fake_kafka test; then the real
+    # ones again — the very same module objects — and still working: kafka-python's
+    # producer against a served broker.
+    pytester.makepyfile("""
+        import sys
+
+        import aiokafka
+        import confluent_kafka
+        import kafka
+        import kafka.admin
+        import kafka.errors
+        from kafka import KafkaProducer as RealProducer
+
+        NAMES = ("kafka", "confluent_kafka", "aiokafka")
+        REAL = {n: m for n, m in sys.modules.items() if n.partition(".")[0] in NAMES}
+
+        def is_mqlog(module):
+            return getattr(module, "__name__", "").startswith("mqlog.")
+
+        def test_real_packages_first():
+            assert RealProducer.__module__ == "kafka.producer.kafka"
+            assert "kafka.errors" in REAL and "confluent_kafka.cimpl" in REAL
+            assert not any(is_mqlog(m) for m in REAL.values())
+
+        def test_fake(fake_kafka):
+            import aiokafka as a
+            import confluent_kafka as c
+            import kafka as k
+            import kafka.errors
+            from kafka import KafkaProducer
+            from kafka.admin import KafkaAdminClient
+
+            assert (k.__name__, c.__name__, a.__name__) == (
+                "mqlog.kafka", "mqlog.confluent", "mqlog.aiokafka")
+            assert kafka.errors.__name__ == "mqlog.kafka.errors"
+            assert KafkaProducer is not RealProducer
+            assert KafkaAdminClient.__module__.startswith("mqlog.kafka")
+            assert not any(sys.modules.get(n) is m for n, m in REAL.items())
+            KafkaProducer(bootstrap_servers="kafka:9092").send("t", b"fake").get(10)
+            assert fake_kafka.values("t") == [b"fake"]
+
+        def test_restored_and_working(mqlog_server):
+            now = {n: m for n, m in sys.modules.items() if n.partition(".")[0] in NAMES}
+            assert all(now.get(n) is m for n, m in REAL.items())
+            assert not any(is_mqlog(m) for m in now.values())
+            import kafka as again
+            from kafka import KafkaProducer
+
+            assert again is kafka and KafkaProducer is RealProducer
+            producer = KafkaProducer(bootstrap_servers=mqlog_server.bootstrap_servers)
+            producer.send("t", b"real").get(timeout=10)
+            producer.close(timeout=10)
+            assert mqlog_server.values("t") == [b"real"]
+        """)
+    run_inner(pytester).assert_outcomes(passed=3)
+    assert not kafka_aliases().active
+
+
 # -- fault injection through fake_kafka (the user's error handling under test) ------------------
 
 
@@ -594,8 +779,7 @@ def test_fault_injection_reaches_the_code_under_test(pytester):
 
 
 @pytest.mark.parametrize("how", ["ini", "flag"])
-def test_session_stand_ins_serve_module_level_imports(pytester, how):
-    write_package(pytester.path, "kafka", REAL_KAFKA)
+def test_session_stand_ins_serve_module_level_imports(pytester, planted_kafka, how):
     after = pytester.path / "after-session.txt"
     if how == "ini":
         pytester.makeini("[pytest]\nmqlog_fake_kafka = true\n")
@@ -730,8 +914,8 @@ def test_a_session_that_fails_to_start_still_undoes_the_stand_ins(pytester, monk
     assert os.environ["MQLOG_BOOTSTRAP"] == "mqlog:///nowhere"
 
 
-def test_without_the_flag_module_level_imports_get_the_real_package(pytester):
-    write_package(pytester.path, "kafka", REAL_KAFKA)
+def test_without_the_flag_module_level_imports_get_the_real_package(pytester,
+                                                                     planted_kafka):
     pytester.makepyfile("""
         import kafka
 

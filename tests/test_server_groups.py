@@ -9,10 +9,11 @@ client (kio's schemas) pins every registered version and the fencing error codes
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import socket
 import struct
-import sys
+import textwrap
 import threading
 import time
 import typing
@@ -27,9 +28,11 @@ from kio.serial import entity_reader, entity_writer
 
 import mqlog
 from mqlog import TopicPartition
+from tests.helpers import run_python
 
-# The real clients (test extras), imported for this module only: left in sys.modules,
-# a real `kafka` would change what later tests (the pytest plugin's) see.
+# The real clients (test extras), bound when this module's tests start rather than at
+# collection: tests/test_server.py drops kafka-python from sys.modules when its own
+# tests end, and modules imported before that would then sit beside fresh copies.
 confluent_kafka: typing.Any = None
 kafka: typing.Any = None
 aiokafka: typing.Any = None
@@ -38,16 +41,11 @@ aiokafka: typing.Any = None
 @pytest.fixture(scope="module", autouse=True)
 def _real_clients():
     global confluent_kafka, kafka, aiokafka
-    before = set(sys.modules)
     import aiokafka as real_aiokafka
     import confluent_kafka as real_confluent
     import kafka as real_kafka
 
     confluent_kafka, kafka, aiokafka = real_confluent, real_kafka, real_aiokafka
-    yield
-    for name in set(sys.modules) - before:
-        if name.split(".")[0] in ("kafka", "aiokafka"):
-            del sys.modules[name]
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -141,7 +139,7 @@ def request(api_key: int, version: int, **fields):
 
 
 def subscription(*topics: str) -> bytes:
-    from mqlog.server._groups import encode_subscription
+    from mqlog.server._group_bridge import encode_subscription
 
     return encode_subscription(topics)
 
@@ -196,6 +194,75 @@ def commit(wire: Wire, group: str, member_id: str, generation: int, offsets: dic
         topics=tuple(Topic(name=t, partitions=tuple(ps)) for t, ps in by_topic.items())))
     return {(t.name, p.partition_index): p.error_code
             for t in response.topics for p in t.partitions}
+
+
+# -- the consumer protocol's blobs -------------------------------------------------------
+
+def _subscription_v(version: int, **fields) -> bytes:
+    module = importlib.import_module(
+        f"kio.schema.consumer_protocol_subscription.v{version}.data")
+    cls = module.ConsumerProtocolSubscription
+    if "owned_partitions" in cls.__dataclass_fields__:
+        fields["owned_partitions"] = tuple(
+            module.TopicPartition(topic=t, partitions=tuple(ps))
+            for t, ps in fields["owned_partitions"].items())
+    buf = io.BytesIO()
+    buf.write(version.to_bytes(2, "big"))
+    entity_writer(cls)(buf, build(cls, **fields))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("version", range(0, 5))
+def test_subscriptions_of_every_version_decode(version):
+    from mqlog.server._group_bridge import decode_subscription
+
+    blob = _subscription_v(min(version, 3), topics=("a", "b"), user_data=b"\x01\x02",
+                           owned_partitions={"a": [0, 2], "b": [1]}, generation_id=7,
+                           rack_id="r1")
+    if version == 4:  # a later version appends fields: read as v3
+        blob = b"\x00\x04" + blob[2:] + b"\x00\x00\x00\x09"
+    topics, owned = decode_subscription(blob)
+    assert topics == {"a", "b"}
+    assert owned == (set() if version == 0 else {
+        TopicPartition("a", 0), TopicPartition("a", 2), TopicPartition("b", 1)})
+
+
+def test_a_subscription_claiming_absurd_counts_is_refused_before_kio_reads_it():
+    # kio's native reader allocates what a count claims, 8 bytes per element: a blob
+    # claiming 2**31 topics asks for 17 GB, and a failed allocation aborts the process.
+    # The child caps its address space at 1 GiB, so without the length check it dies
+    # (SIGABRT) instead of taking this test run with it.
+    huge = (2 ** 31 - 1).to_bytes(4, "big")
+    blobs = {
+        "v1 topics": b"\x00\x01" + huge,
+        "v1 owned partitions": b"\x00\x01" + bytes(4) + b"\xff\xff\xff\xff" + huge,
+        "v3 partitions of an owned topic": b"\x00\x03" + bytes(4) + b"\xff\xff\xff\xff"
+        + b"\x00\x00\x00\x01\x00\x01t" + huge,
+        "v0 user data": b"\x00\x00" + bytes(4) + huge,
+    }
+    out = run_python(textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+        from mqlog.server._group_bridge import decode_subscription
+
+        for name, blob in {blobs!r}.items():
+            try:
+                decode_subscription(blob)
+            except ValueError as exc:
+                print(f"{{name}}: {{exc}}")
+            else:
+                print(f"{{name}}: decoded")
+        """)).stdout.splitlines()
+    assert out == [
+        "v1 topics: consumer subscription v1 is malformed: an array claims 2147483647 "
+        "elements (at most 1000000)",
+        "v1 owned partitions: consumer subscription v1 is malformed: an array claims "
+        "2147483647 elements (at most 1000000)",
+        "v3 partitions of an owned topic: consumer subscription v3 is malformed: an array "
+        "claims 2147483647 elements (at most 1000000)",
+        "v0 user data: consumer subscription v0 is malformed: a 2147483647-byte blob runs "
+        "past the end",
+    ]
 
 
 # -- librdkafka --------------------------------------------------------------------------
@@ -657,6 +724,11 @@ def test_join_refuses_unknown_members_and_foreign_protocols(broker, server):
         garbage = w.call(cls(**base, protocol_type="consumer",
                              protocols=(Protocol(name="range", metadata=b"\x00"),)))
         assert garbage.error_code == ErrorCode.inconsistent_group_protocol
+        # A v1 subscription claiming 500,000 topics in 6 bytes: refused by the length
+        # check before kio allocates for it, and the connection goes on serving.
+        absurd = w.call(cls(**base, protocol_type="consumer", protocols=(
+            Protocol(name="range", metadata=b"\x00\x01" + (500_000).to_bytes(4, "big")),)))
+        assert absurd.error_code == ErrorCode.inconsistent_group_protocol
         assert sync(w, "g", "ghost", 1).error_code == ErrorCode.unknown_member_id
         assert broker.admin().describe_consumer_groups(["g"])["g"].members == ()
     finally:

@@ -1,4 +1,4 @@
-"""Consumer groups and committed offsets over the Kafka protocol.
+"""Consumer groups and committed offsets over the Kafka protocol: the handlers.
 
 Handlers for FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
 OffsetFetch, DescribeGroups, ListGroups and DeleteGroups (the transactional offset APIs
@@ -6,110 +6,38 @@ live in ``_txn.py``). Wire clients become members of the broker's
 one :class:`~mqlog.group.GroupCoordinator`, so a kafka-python, a librdkafka and an
 in-process ``broker.consumer(group_id=...)`` can share a group and split its partitions.
 
-The bridge
-----------
-Kafka's classic protocol lets a *leader client* compute the assignment (it gets every
-member's subscription in its JoinGroup answer and sends the result in its SyncGroup);
-mqlog's coordinator assigns on the broker. So no client is ever the leader: every
-JoinGroup answer names a leader id that belongs to no client (:data:`LEADER_ID`), which
-makes every client a follower that sends an empty SyncGroup, and the assignment the
-coordinator computed comes back in each member's SyncGroup answer, encoded as Kafka's
-``ConsumerProtocolAssignment``. The protocol (assignor) is the one the coordinator chose
-among the names every member offers (only mqlog's built-ins ``range``, ``roundrobin``,
-``sticky`` and ``cooperative-sticky`` can run broker-side; other names are ignored).
+The group requests are answered by :mod:`mqlog.server._group_bridge` (:class:`WireGroups`
+drives the coordinator; its docstring maps each request onto the coordinator's round):
+no client is ever the leader (every JoinGroup answer names :data:`LEADER_ID`, which
+belongs to no client), and each member's SyncGroup answer carries the partitions the
+coordinator assigned it, encoded as Kafka's ``ConsumerProtocolAssignment``. This module
+decodes requests, checks what Kafka checks up front (group id, protocol type, session
+timeout, offset metadata size), and builds the responses of every served version.
 
-A wire member's round, mapped onto the coordinator's (see :mod:`mqlog.group`):
-
-* **JoinGroup** = the in-process consumer's ``must_join`` step: an eager client revoked
-  everything before sending it, so the member releases all it owns; a cooperative one
-  releases only what its last SyncGroup answer no longer held (it revoked those and
-  rejoined). Then ``mark_joined``, and the request is held until the round completes
-  (every live member joined), for at most the member's ``rebalance_timeout_ms``; the
-  wait is on the broker's data condition (the coordinator notifies it on every round
-  change), so it costs this connection's thread only. A known member that rejoins a
-  settled group with an unchanged subscription gets its current generation back and no
-  round starts (Kafka's answer to a follower; kafka-python rejoins like that after a
-  join whose answer arrived while no ``poll()`` waited for it).
-* **SyncGroup** = ``pending_sync`` + ``take``: the member takes the partitions of its
-  target that nobody owns (cooperative: the ones still owned elsewhere come in a later
-  round, after their owner revoked them), and gets exactly what it owns.
-* **Heartbeat** = the liveness ``poll()`` gives an in-process member. A wire member's
-  coordinator entry has ``max_poll_interval`` = its ``session_timeout_ms``, so one that
-  stops heartbeating is evicted like a consumer that stops polling. When a round is
-  open that it has not joined, the answer is ``REBALANCE_IN_PROGRESS``; a member that
-  keeps heartbeating without rejoining for ``rebalance_timeout_ms`` is evicted, and so
-  are the wire members that have not rejoined when a held JoinGroup reaches its own
-  rebalance timeout (in-process members answer to their ``max_poll_interval_ms``).
-* **LeaveGroup** removes the member at once (static members too: an explicit leave).
-* **OffsetCommit** is fenced as in-process commits are (``check_commit`` inside the write
-  transaction): an unknown member gets ``UNKNOWN_MEMBER_ID``, a stale generation
-  ``ILLEGAL_GENERATION`` (``REBALANCE_IN_PROGRESS`` between JoinGroup and SyncGroup), a
-  partition the member does not own ``REBALANCE_IN_PROGRESS`` during a round and
-  ``ILLEGAL_GENERATION`` otherwise. A commit without a member (generation -1, the
-  "simple" consumer with ``assign()``) is accepted only while the group has no members.
-
-Static membership (``group.instance.id``): a JoinGroup with an empty member id and a known
-instance id takes the old member's slot and partitions without a rebalance (the
-coordinator's takeover); requests from the replaced member id get
-``FENCED_INSTANCE_ID``. A static client sends no LeaveGroup at close, so its slot stays
-until its session times out, as with Kafka.
-
-Thread-safety: handlers run on connection threads, concurrently. :class:`WireGroups`
-is thread-safe (its ``_lock`` guards the member table and is a leaf: never held while
-calling the coordinator, the broker or waiting). The coordinator is thread-safe.
+Thread-safety: handlers run on connection threads, concurrently; they keep no state of
+their own (the bridge and the coordinator are thread-safe).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import io
 import logging
-import threading
-import time
 import typing
-import weakref
 from functools import lru_cache
 from typing import Any
 
-from kio.schema.consumer_protocol_assignment.v0.data import (
-    ConsumerProtocolAssignment,
-    TopicPartition as _AssignedTopic,
-)
-from kio.schema.consumer_protocol_subscription.v0.data import (
-    ConsumerProtocolSubscription as _SubscriptionV0,
-)
-from kio.schema.consumer_protocol_subscription.v1.data import (
-    ConsumerProtocolSubscription as _SubscriptionV1,
-)
-from kio.schema.consumer_protocol_subscription.v2.data import (
-    ConsumerProtocolSubscription as _SubscriptionV2,
-)
-from kio.schema.consumer_protocol_subscription.v3.data import (
-    ConsumerProtocolSubscription as _SubscriptionV3,
-)
-from kio.serial import entity_reader, entity_writer
-
-from ..assignors import ASSIGNORS
-from ..errors import (
-    CommitFailedError,
-    IllegalStateError,
-    InconsistentGroupProtocolError,
-    MqlogError,
-)
-from ..group import FENCED, GroupState, Member
+from ..errors import CommitFailedError, IllegalStateError, MqlogError
+from ..group import GroupState
 from ..records import OffsetAndMetadata, TopicPartition
 from ._apis import ApiKey, ConnectionContext, ErrorCode, error_code_for, register, \
     response_class
+from ._group_bridge import LEADER_ID, Refused, encode_assignment, wire_groups
 
-__all__ = ["LEADER_ID", "PROTOCOL_TYPE", "WireGroups", "decode_subscription",
-           "encode_assignment", "encode_subscription", "wire_groups"]
+__all__ = ["LEADER_ID", "MAX_METADATA_BYTES", "MAX_SESSION_S", "PROTOCOL_TYPE"]
 
 log = logging.getLogger("mqlog.server")
 
-#: The leader named in every JoinGroup answer; no member has this id, so every client
-#: is a follower and the coordinator's assignment is the one that counts.
-LEADER_ID = "mqlog-coordinator"
 #: The only group protocol type served: Kafka's consumer protocol.
 PROTOCOL_TYPE = "consumer"
 #: Kafka's group.max.session.timeout.ms default, in seconds; longer sessions are refused
@@ -121,64 +49,7 @@ MAX_METADATA_BYTES = 4096
 _NO_OPERATIONS = -(2 ** 31)
 #: READ (3), DELETE (6) and DESCRIBE (8): everything a group allows, as a bit set.
 _GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
-#: Longest single wait of a held JoinGroup before it re-checks evictions (a safety net;
-#: round changes notify the condition).
-_RECHECK_S = 1.0
 _ZERO = datetime.timedelta(0)
-
-
-# -- the consumer protocol's embedded blobs ----------------------------------------------
-
-_SUBSCRIPTIONS = (_SubscriptionV0, _SubscriptionV1, _SubscriptionV2, _SubscriptionV3)
-_read_subscription = [entity_reader(cls) for cls in _SUBSCRIPTIONS]
-_write_subscription = entity_writer(_SubscriptionV0)
-_write_assignment = entity_writer(ConsumerProtocolAssignment)
-_VERSION0 = b"\x00\x00"
-
-
-def decode_subscription(blob: bytes) -> tuple[frozenset[str], frozenset[TopicPartition]]:
-    """Topics and owned partitions of a ``ConsumerProtocolSubscription`` (JoinGroup
-    protocol metadata: an int16 version, then that version's fields).
-
-    Versions above 3 are read as 3 (later versions only append fields).
-
-    Raises:
-        ValueError: the blob is not a consumer subscription.
-    """
-    if len(blob) < 2:
-        raise ValueError(f"consumer subscription of {len(blob)} bytes has no version")
-    version = int.from_bytes(blob[:2], "big", signed=True)
-    if version < 0:
-        raise ValueError(f"consumer subscription version {version} is negative")
-    try:
-        sub, _ = _read_subscription[min(version, 3)](memoryview(blob)[2:], 0)
-    except Exception as exc:  # kio's reader raises its own errors on short input
-        raise ValueError(f"undecodable consumer subscription v{version}: {exc}") from None
-    owned = frozenset(TopicPartition(t.topic, int(p))
-                      for t in getattr(sub, "owned_partitions", ()) for p in t.partitions)
-    return frozenset(sub.topics), owned
-
-
-def encode_subscription(topics: typing.Iterable[str]) -> bytes:
-    """A ``ConsumerProtocolSubscription`` v0 of ``topics`` (DescribeGroups member data)."""
-    buf = io.BytesIO()
-    buf.write(_VERSION0)
-    _write_subscription(buf, _SubscriptionV0(topics=tuple(sorted(topics)), user_data=b""))
-    return buf.getvalue()
-
-
-def encode_assignment(partitions: typing.Iterable[TopicPartition]) -> bytes:
-    """A ``ConsumerProtocolAssignment`` v0 (every client reads v0) of ``partitions``."""
-    by_topic: dict[str, list[int]] = {}
-    for t, p in sorted(partitions):
-        by_topic.setdefault(t, []).append(p)
-    buf = io.BytesIO()
-    buf.write(_VERSION0)
-    _write_assignment(buf, ConsumerProtocolAssignment(
-        assigned_partitions=tuple(_AssignedTopic(topic=t, partitions=tuple(ps))
-                                  for t, ps in by_topic.items()),
-        user_data=b""))
-    return buf.getvalue()
 
 
 # -- building responses of any version ---------------------------------------------------
@@ -211,447 +82,6 @@ def _seconds(delta: Any, default: float) -> float:
         return default
     s = delta.total_seconds() if isinstance(delta, datetime.timedelta) else delta / 1000
     return s if s > 0 else default
-
-
-# -- the coordinator adapter -------------------------------------------------------------
-
-class WireMember:
-    """What the server knows of one wire client's membership (beyond the coordinator's
-    :class:`~mqlog.group.Member`). Fields change under :attr:`WireGroups._lock` or on the
-    member's own requests (one client sends one group request at a time)."""
-
-    __slots__ = ("member", "group_id", "session_timeout", "rebalance_timeout",
-                 "protocols", "client_host", "granted", "asked_at")
-
-    def __init__(self, member: Member, group_id: str, session_timeout: float,
-                 rebalance_timeout: float, protocols: dict[str, bytes],
-                 client_host: str) -> None:
-        self.member = member
-        self.group_id = group_id
-        self.session_timeout = session_timeout
-        self.rebalance_timeout = rebalance_timeout
-        self.protocols = protocols  # protocol name -> the client's metadata blob
-        self.client_host = client_host
-        self.granted: frozenset[TopicPartition] | None = None  # last SyncGroup answer
-        self.asked_at: float | None = None  # first REBALANCE_IN_PROGRESS of this round
-
-    def __repr__(self) -> str:
-        return f"WireMember({self.member.member_id!r}, group={self.group_id!r})"
-
-
-class _Refused(Exception):
-    """A group request answered with an error code (internal control flow)."""
-
-    def __init__(self, code: ErrorCode) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class WireGroups:
-    """The wire members of one broker's groups, driving its coordinator.
-
-    Thread-safe; one per broker (:func:`wire_groups`), shared by every connection and by
-    every server started on that broker. ``_lock`` guards ``_members`` only.
-    """
-
-    def __init__(self, broker: Any) -> None:
-        # Weak: this object is the value of a WeakKeyDictionary keyed by the broker, and
-        # a strong reference (also through the coordinator) would keep the broker alive.
-        self._broker_ref = weakref.ref(broker)
-        self._lock = threading.Lock()  # guards _members (leaf)
-        self._members: dict[str, dict[str, WireMember]] = {}  # group -> member id -> wm
-
-    @property
-    def _broker(self) -> Any:
-        broker = self._broker_ref()
-        if broker is None:  # pragma: no cover - a server keeps its broker alive
-            raise ReferenceError("the broker of these wire groups was garbage-collected")
-        return broker
-
-    @property
-    def _coord(self) -> Any:
-        return self._broker._coordinator
-
-    # -- member table -------------------------------------------------------------------
-
-    def _add(self, wm: WireMember) -> None:
-        with self._lock:
-            self._members.setdefault(wm.group_id, {})[wm.member.member_id] = wm
-
-    def _drop(self, group_id: str, member_id: str) -> None:
-        with self._lock:
-            table = self._members.get(group_id)
-            if table is not None:
-                table.pop(member_id, None)
-                if not table:
-                    del self._members[group_id]
-
-    def wire_member(self, group_id: str, member_id: str) -> WireMember | None:
-        """The wire member ``member_id`` of ``group_id`` (live or not), or None."""
-        with self._lock:
-            return self._members.get(group_id, {}).get(member_id)
-
-    def wire_members(self, group_id: str) -> list[WireMember]:
-        with self._lock:
-            return list(self._members.get(group_id, {}).values())
-
-    def _prune(self, group_id: str) -> None:
-        """Forget wire members the coordinator removed (expired, evicted, left)."""
-        for wm in self.wire_members(group_id):
-            if self._coord.member(group_id, wm.member.member_id) is not wm.member:
-                self._drop(group_id, wm.member.member_id)
-
-    def live(self, group_id: str, member_id: str,
-             instance_id: str | None = None) -> WireMember:
-        """The live wire member for a request, or the error code Kafka answers.
-
-        Raises:
-            _Refused: FENCED_INSTANCE_ID (a newer client took this static member's
-                slot, or the request's instance id is another member's) or
-                UNKNOWN_MEMBER_ID.
-        """
-        wm = self.wire_member(group_id, member_id)
-        current = self._coord.member(group_id, member_id)
-        if wm is None or current is not wm.member:
-            if wm is not None:
-                self._drop(group_id, member_id)
-                if wm.member.evicted == FENCED:
-                    raise _Refused(ErrorCode.fenced_instance_id)
-            if instance_id is not None and self._instance_taken(group_id, instance_id):
-                raise _Refused(ErrorCode.fenced_instance_id)
-            raise _Refused(ErrorCode.unknown_member_id)
-        if instance_id is not None and wm.member.instance_id not in (None, instance_id):
-            raise _Refused(ErrorCode.fenced_instance_id)
-        return wm
-
-    def _instance_taken(self, group_id: str, instance_id: str) -> bool:
-        return any(m.group_instance_id == instance_id
-                   for m in self._coord.describe(group_id).members)
-
-    # -- JoinGroup ----------------------------------------------------------------------
-
-    def join(self, ctx: ConnectionContext, group_id: str, member_id: str,
-             instance_id: str | None, session_timeout: float, rebalance_timeout: float,
-             protocols: list[tuple[str, bytes]]) -> tuple[WireMember, int, str]:
-        """Join (or rejoin) ``group_id`` and wait for the round to complete.
-
-        Returns:
-            (member, generation, protocol name) for the JoinGroup answer.
-
-        Raises:
-            _Refused: with the Kafka error code to answer.
-        """
-        assignors = tuple(ASSIGNORS[name] for name, _ in protocols if name in ASSIGNORS)
-        if not assignors:
-            log.warning("group %r: client %s offers no assignor the broker can run (%s)",
-                        group_id, ctx.client_id, ", ".join(n for n, _ in protocols))
-            raise _Refused(ErrorCode.inconsistent_group_protocol)
-        try:
-            topics, _owned = decode_subscription(
-                next(blob for name, blob in protocols if name in ASSIGNORS))
-        except ValueError as exc:
-            log.warning("group %r: client %s sent bad subscription metadata: %s",
-                        group_id, ctx.client_id, exc)
-            raise _Refused(ErrorCode.inconsistent_group_protocol) from None
-        coord = self._coord
-        self._prune(group_id)
-        if member_id:
-            wm = self.live(group_id, member_id, instance_id)
-            member = wm.member
-            wm.session_timeout, wm.rebalance_timeout = session_timeout, rebalance_timeout
-            wm.protocols = dict(protocols)
-            coord.heartbeat(group_id, member)
-            if member.topics != topics or member.pattern is not None:
-                self._release_revoked(wm)
-                coord.resubscribe(group_id, member, topics, None)
-            elif self._settled(group_id, member) and not coord.must_join(group_id, member):
-                # A known member rejoining a settled group with the same subscription
-                # (kafka-python does after a join whose answer came while no poll()
-                # waited for it): as Kafka does for a follower, no new round; the answer
-                # repeats the generation and SyncGroup hands back the same partitions.
-                # Only partitions a cooperative client revoked must move: a round.
-                revoked = set(member.owned) - wm.granted \
-                    if coord.cooperative(group_id) and wm.granted is not None else set()
-                if revoked:
-                    coord.release(group_id, member, revoked, True)
-        else:
-            try:
-                member = coord.join(
-                    group_id, client_id=ctx.client_id or "consumer", topics=topics,
-                    pattern=None, assignors=assignors, instance_id=instance_id,
-                    max_poll_interval=session_timeout, session_timeout=session_timeout)
-            except InconsistentGroupProtocolError as exc:
-                log.warning("%s", exc)
-                raise _Refused(ErrorCode.inconsistent_group_protocol) from None
-            # After a static takeover the newcomer owns what the old member did and
-            # no round is needed: the wait below returns at once, and SyncGroup hands
-            # all of it to the new client.
-            wm = WireMember(member, group_id, session_timeout, rebalance_timeout,
-                            dict(protocols), _host(ctx))
-            self._add(wm)
-        log.debug("group %r: %s joins (owns %d)", group_id, wm.member.member_id,
-                  len(wm.member.owned))
-        generation = self._await_round(ctx, wm)
-        protocol = coord.describe(group_id).protocol
-        log.debug("group %r: %s joined generation %d (%s)", group_id,
-                  wm.member.member_id, generation, protocol)
-        return wm, generation, protocol
-
-    def _settled(self, group_id: str, member: Member) -> bool:
-        d = self._coord.describe(group_id)
-        return d.state == GroupState.STABLE.value and member.generation == d.generation
-
-    def _release_revoked(self, wm: WireMember) -> None:
-        """Release what the client gave up before (re)joining: everything (eager), or
-        what its last assignment no longer held (cooperative)."""
-        member, coord, gid = wm.member, self._coord, wm.group_id
-        if not member.owned:
-            return
-        if coord.cooperative(gid) and wm.granted is not None:
-            gone = set(member.owned) - wm.granted
-        elif coord.cooperative(gid):
-            gone = set()
-        else:
-            gone = set(member.owned)
-        if gone:
-            coord.release(gid, member, gone, False)
-
-    def _await_round(self, ctx: ConnectionContext, wm: WireMember) -> int:
-        """Hold a JoinGroup until the member's round completes; return its generation.
-
-        Raises:
-            _Refused: UNKNOWN_MEMBER_ID (removed meanwhile), REBALANCE_IN_PROGRESS (the
-                round did not complete within the rebalance timeout), or
-                COORDINATOR_NOT_AVAILABLE (the server is stopping).
-        """
-        broker, coord, gid, member = self._broker, self._coord, wm.group_id, wm.member
-        cond = broker._data_cond
-        deadline = time.monotonic() + wm.rebalance_timeout
-        evicted_stragglers = False
-        while True:
-            with cond:
-                seq = broker._data_seq
-            coord.heartbeat(gid, member)  # the held request keeps the member alive
-            if coord.member(gid, member.member_id) is not member:
-                self._drop(gid, member.member_id)
-                raise _Refused(ErrorCode.fenced_instance_id if member.evicted == FENCED
-                               else ErrorCode.unknown_member_id)
-            if coord.must_join(gid, member):
-                self._release_revoked(wm)
-                coord.mark_joined(gid, member)
-                wm.asked_at = None
-            sync = coord.pending_sync(gid, member)
-            if sync is not None:
-                return sync[0]
-            if self._settled(gid, member):
-                return member.generation  # a static takeover: no round needed
-            now = time.monotonic()
-            if ctx.stopping.is_set():
-                raise _Refused(ErrorCode.coordinator_not_available)
-            if now >= deadline:
-                if evicted_stragglers:
-                    raise _Refused(ErrorCode.rebalance_in_progress)
-                # Kafka removes members that did not rejoin within the rebalance
-                # timeout; in-process members answer to their own max_poll_interval.
-                evicted_stragglers = True
-                for other in self.wire_members(gid):
-                    if other is not wm and coord.must_join(gid, other.member):
-                        coord.evict(gid, other.member.member_id, (
-                            "it did not rejoin within rebalance_timeout_ms="
-                            f"{wm.rebalance_timeout * 1000:g}"))
-                continue
-            wait = min(deadline - now, _RECHECK_S)
-            nd = coord.next_deadline(gid)
-            if nd is not None:
-                wait = max(0.001, min(wait, nd - now + 0.001))
-            with cond:
-                ctx.wait(cond, lambda s=seq: broker._data_seq != s, wait)
-
-    # -- SyncGroup / Heartbeat / LeaveGroup -------------------------------------------
-
-    def sync(self, group_id: str, member_id: str, instance_id: str | None,
-             generation: int) -> tuple[list[TopicPartition], str]:
-        """Hand the member its partitions for ``generation``.
-
-        Returns:
-            (partitions, protocol name).
-
-        Raises:
-            _Refused: UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS (a
-                newer round opened) or ILLEGAL_GENERATION.
-        """
-        coord = self._coord
-        wm = self.live(group_id, member_id, instance_id)
-        member = wm.member
-        coord.heartbeat(group_id, member)
-        if coord.must_join(group_id, member):
-            raise _Refused(ErrorCode.rebalance_in_progress)
-        pending = coord.pending_sync(group_id, member)
-        if pending is not None:
-            target_gen, target = pending
-            if generation != target_gen:
-                raise _Refused(ErrorCode.illegal_generation)
-            coord.take(group_id, member, target_gen, target)
-            if coord.member(group_id, member_id) is not member:
-                raise _Refused(ErrorCode.unknown_member_id)
-            # Cooperative: what it owns outside the target is revoked by the client on
-            # reading this answer, and released when it rejoins.
-            granted = frozenset(member.owned) & frozenset(target)
-        elif generation == member.generation and self._settled(group_id, member):
-            owned = frozenset(member.owned)
-            granted = owned if wm.granted is None else (wm.granted & owned)
-        elif generation == member.generation:
-            raise _Refused(ErrorCode.rebalance_in_progress)
-        else:
-            raise _Refused(ErrorCode.illegal_generation)
-        wm.granted = granted
-        log.debug("group %r: %s synced generation %d: %s", group_id, member_id,
-                  generation, sorted(granted))
-        return sorted(granted), coord.describe(group_id).protocol
-
-    def heartbeat(self, group_id: str, member_id: str, instance_id: str | None,
-                  generation: int) -> ErrorCode:
-        """A wire member's heartbeat: liveness, and whether it must rejoin."""
-        coord = self._coord
-        try:
-            wm = self.live(group_id, member_id, instance_id)
-        except _Refused as r:
-            return r.code
-        member = wm.member
-        coord.heartbeat(group_id, member)
-        if coord.member(group_id, member_id) is not member:
-            return ErrorCode.unknown_member_id
-        if coord.must_join(group_id, member):
-            now = time.monotonic()
-            if wm.asked_at is None:
-                wm.asked_at = now
-            elif now - wm.asked_at > wm.rebalance_timeout:
-                coord.evict(group_id, member_id, (
-                    "it kept heartbeating but did not rejoin within rebalance_timeout_ms="
-                    f"{wm.rebalance_timeout * 1000:g}"))
-                self._drop(group_id, member_id)
-                return ErrorCode.unknown_member_id
-            return ErrorCode.rebalance_in_progress
-        if generation == member.generation:
-            return ErrorCode.none
-        pending = coord.pending_sync(group_id, member)
-        if pending is not None and generation == pending[0]:
-            return ErrorCode.none  # between its JoinGroup and SyncGroup answers
-        if member.joined_round >= 0 and not self._settled(group_id, member) and \
-                pending is None:
-            return ErrorCode.rebalance_in_progress  # joined; waiting for the others
-        return ErrorCode.illegal_generation
-
-    def leave(self, group_id: str, member_id: str, instance_id: str | None) -> ErrorCode:
-        """Remove a member at once (an explicit LeaveGroup, static members included)."""
-        if not member_id and instance_id is not None:
-            for m in self._coord.describe(group_id).members:
-                if m.group_instance_id == instance_id:
-                    member_id = m.member_id
-                    break
-            else:
-                return ErrorCode.unknown_member_id
-        try:
-            wm = self.live(group_id, member_id, instance_id)
-        except _Refused as r:
-            if r.code is ErrorCode.unknown_member_id:
-                return self._leave_native(group_id, member_id, instance_id)
-            return r.code
-        self._coord.evict(group_id, member_id, "it left the group")
-        self._drop(group_id, wm.member.member_id)
-        return ErrorCode.none
-
-    def _leave_native(self, group_id: str, member_id: str,
-                      instance_id: str | None) -> ErrorCode:
-        """LeaveGroup naming an in-process member (Kafka's admin "remove members")."""
-        member = self._coord.member(group_id, member_id) if member_id else None
-        if member is None:
-            return ErrorCode.unknown_member_id
-        if instance_id is not None and member.instance_id != instance_id:
-            return ErrorCode.fenced_instance_id
-        self._coord.evict(group_id, member_id, "it was removed from the group by an admin")
-        return ErrorCode.none
-
-    # -- OffsetCommit fencing -----------------------------------------------------------
-
-    def commit_check(self, group_id: str, member_id: str, instance_id: str | None,
-                     generation: int, partitions: list[TopicPartition]) -> Any:
-        """The fencing check for a commit (run inside the write transaction).
-
-        Raises:
-            _Refused: the error code for a commit that must be refused up front.
-        """
-        coord = self._coord
-        if not member_id and generation < 0:
-            if coord.describe(group_id).members:
-                raise _Refused(ErrorCode.unknown_member_id)
-            return lambda: coord.check_commit(group_id, None, -1, partitions)
-        member = coord.member(group_id, member_id)
-        if member is None:
-            self.live(group_id, member_id, instance_id)  # raises the right code
-            raise _Refused(ErrorCode.unknown_member_id)  # pragma: no cover
-        if instance_id is not None and member.instance_id not in (None, instance_id):
-            raise _Refused(ErrorCode.fenced_instance_id)
-        coord.heartbeat(group_id, member)  # a commit is a sign of life, as in Kafka
-        self._refusal(group_id, member, generation, partitions)
-        return lambda: coord.check_commit(group_id, member, generation, partitions)
-
-    def _refusal(self, group_id: str, member: Member, generation: int,
-                 partitions: list[TopicPartition]) -> None:
-        coord = self._coord
-        if generation != member.generation:
-            pending = coord.pending_sync(group_id, member)
-            if pending is not None and generation == pending[0]:
-                raise _Refused(ErrorCode.rebalance_in_progress)
-            raise _Refused(ErrorCode.illegal_generation)
-        if any(tp not in member.owned for tp in partitions):
-            raise _Refused(ErrorCode.rebalance_in_progress
-                           if coord.must_join(group_id, member)
-                           else ErrorCode.illegal_generation)
-
-    def refusal_code(self, group_id: str, member_id: str, generation: int,
-                     partitions: list[TopicPartition]) -> ErrorCode:
-        """The code for a commit ``check_commit`` refused after the up-front checks
-        passed (the group changed in between)."""
-        member = self._coord.member(group_id, member_id) if member_id else None
-        if member is None:
-            return ErrorCode.unknown_member_id
-        try:
-            self._refusal(group_id, member, generation, partitions)
-        except _Refused as r:
-            return r.code
-        return ErrorCode.illegal_generation
-
-    # -- views --------------------------------------------------------------------------
-
-    def member_blobs(self, group_id: str, member_id: str, protocol: str,
-                     owned: typing.Iterable[TopicPartition]) -> tuple[bytes, bytes, str]:
-        """(subscription metadata, assignment, client host) of any member."""
-        wm = self.wire_member(group_id, member_id)
-        assignment = encode_assignment(owned)
-        if wm is not None:
-            blob = wm.protocols.get(protocol) or next(iter(wm.protocols.values()), b"")
-            return blob, assignment, wm.client_host
-        member = self._coord.member(group_id, member_id)
-        topics = member.topics if member is not None else ()
-        return encode_subscription(topics), assignment, "/127.0.0.1"
-
-
-_ADAPTERS: weakref.WeakKeyDictionary[Any, WireGroups] = weakref.WeakKeyDictionary()
-_adapters_lock = threading.Lock()  # guards _ADAPTERS
-
-
-def wire_groups(broker: Any) -> WireGroups:
-    """The :class:`WireGroups` of ``broker`` (created on first use)."""
-    with _adapters_lock:
-        wg = _ADAPTERS.get(broker)
-        if wg is None:
-            wg = _ADAPTERS[broker] = WireGroups(broker)
-        return wg
-
-
-def _host(ctx: ConnectionContext) -> str:
-    return f"/{ctx.peer[0]}" if ctx.peer else ""
 
 
 # -- handlers ----------------------------------------------------------------------------
@@ -718,7 +148,7 @@ def join_group(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
         wm, generation, protocol = wire_groups(ctx.broker).join(
             ctx, request.group_id, request.member_id,
             getattr(request, "group_instance_id", None), session, rebalance, protocols)
-    except _Refused as r:
+    except Refused as r:
         return _join_error(ctx, request, api_version, r.code)
     return _make(Response, error_code=ErrorCode.none, generation_id=generation,
                  protocol_type=PROTOCOL_TYPE, protocol_name=protocol, leader=LEADER_ID,
@@ -743,7 +173,7 @@ def sync_group(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
         partitions, protocol = wire_groups(ctx.broker).sync(
             request.group_id, request.member_id,
             getattr(request, "group_instance_id", None), request.generation_id)
-    except _Refused as r:
+    except Refused as r:
         return _sync_error(ctx, request, api_version, r.code)
     return _make(Response, error_code=ErrorCode.none, protocol_type=PROTOCOL_TYPE,
                  protocol_name=protocol, assignment=encode_assignment(partitions))
@@ -809,12 +239,12 @@ def offset_commit(ctx: ConnectionContext, request: Any, api_version: int) -> Any
         code = ErrorCode.none
         try:
             if not group:
-                raise _Refused(ErrorCode.invalid_group_id)
+                raise Refused(ErrorCode.invalid_group_id)
             check = wg.commit_check(group, member_id,
                                     getattr(request, "group_instance_id", None),
                                     generation, tps)
             broker.commit_offsets(group, offsets, check=check)
-        except _Refused as r:
+        except Refused as r:
             code = r.code
         except CommitFailedError:
             code = wg.refusal_code(group, member_id, generation, tps)
