@@ -9,10 +9,10 @@ Layout: ``_server`` (sockets, framing, dispatch, shutdown), ``_apis`` (the handl
 registry and how to add one), ``_codec`` (headers, framing, generic error responses),
 ``_guard`` (length checks before decoding), ``_records`` (Kafka RecordBatch v2),
 ``_appender`` (produced batches into the broker's writer), ``_handlers`` (core APIs),
-``_admin`` (topic and config administration),
-``_txn`` (transactional producers), ``_groups`` (consumer-group and offset handlers), ``_group_bridge`` (wire members
-on the GroupCoordinator, consumer-protocol blobs),
-``_command`` (the CLI command), ``_config`` (:class:`ServerConfig`).
+``_admin`` (topic and config administration), ``_txn`` (transactional producers),
+``_groups`` (consumer-group and offset handlers), ``_group_bridge`` (wire members on
+the GroupCoordinator, consumer-protocol blobs), ``_command`` (the CLI command),
+``_config`` (:class:`ServerConfig`).
 """
 
 from __future__ import annotations
