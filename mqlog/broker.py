@@ -131,6 +131,10 @@ class Broker:
     ``ClosedError``; so does use in a child process after ``fork()``.
     """
 
+    #: What using the broker (or a handle from it) after ``close()`` raises with;
+    #: subclasses (the pytest plugin's) say where their brokers go.
+    _closed_message = "the broker is closed: open it again with mqlog.open()"
+
     def __init__(self, path: str | os.PathLike | None = None, *,
                  auto_create_topics: bool = True, num_partitions: int = 1,
                  fsync: bool | None = None, map_size: int | None = None,
@@ -818,7 +822,7 @@ class Broker:
                 handle.close()
             except Exception:
                 log.exception("closing %r failed", handle)
-        self._closed = "the broker is closed: open it again with mqlog.open()"
+        self._closed = self._closed_message
         for handle in handles:
             handle._mark_closed(self._closed)
         if self._cleaner is not None:

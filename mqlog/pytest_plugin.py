@@ -78,6 +78,12 @@ def _test_broker_class() -> type:
 
         __test__ = False  # not a test class, whatever module imports it
 
+        _closed_message = (
+            "this test broker is closed: the test that owned it has ended. A client "
+            "(consumer, admin) kept from an earlier test cannot be used in a later one: "
+            "create it in each test or fixture; see 'Clients your code keeps between "
+            "tests' in mqlog's docs/testing.md")
+
         #: Changes each time the plugin starts or stops serving a broker (a test
         #: begins or ends). A drop-in producer made on a TestBroker compares it at
         #: each send and, when it changed, moves to the broker its bootstrap_servers

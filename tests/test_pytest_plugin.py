@@ -116,6 +116,11 @@ def test_plugin_loads_with_p_when_autoload_is_off_and_p_no_disables_it(pytester,
 def test_mqlog_broker_is_fresh_per_test_and_deleted_after(pytester):
     pytester.makepyfile("""
         import os
+
+        import pytest
+
+        import mqlog
+
         seen = []
 
         def test_first(mqlog_broker):
@@ -133,6 +138,9 @@ def test_mqlog_broker_is_fresh_per_test_and_deleted_after(pytester):
             assert len({b.path for b in seen + [mqlog_broker]}) == 3
             for b in seen:
                 assert b.closed and b.temporary and not os.path.exists(b.path)
+            # A consumer kept from an earlier test says why it cannot be used.
+            with pytest.raises(mqlog.errors.ClosedError, match="kept from an earlier test"):
+                seen[0].consumer("t")
         """)
     run_inner(pytester).assert_outcomes(passed=3)
 
