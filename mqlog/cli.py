@@ -164,9 +164,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     _serve_arguments(p)
 
+    p = command("run", "run a program written for kafka-python, confluent-kafka or "
+                       "aiokafka, unchanged, against this store")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    p.add_argument("script", nargs="?", help="the Python script to run")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
+
     demo = command("demo", "produce and consume a few records, print them")
     demo.add_argument("--topic", default="demo-orders", help="topic to use")
     return parser
+
+
+def _run_program(args: Any) -> int:
+    """``mqlog run``: the program's ``import kafka`` / ``confluent_kafka`` / ``aiokafka``
+    load mqlog's drop-ins, and every ``bootstrap_servers`` maps to the store (``--data``
+    or ``MQLOG_DATA``; without one, the process's temporary broker)."""
+    import runpy
+
+    from ._bootstrap import ENV, SCHEME
+    from ._fake_modules import kafka_aliases
+
+    if (args.module is None) == (args.script is None):
+        raise ValueError("mqlog run needs a script or -m MODULE (one of them): e.g. "
+                         "mqlog --data ./data run app.py")
+    data = getattr(args, "data", None) or os.environ.get("MQLOG_DATA")
+    if data:
+        os.environ[ENV] = SCHEME + os.path.abspath(data)
+    kafka_aliases().activate()
+    target = args.module or args.script
+    sys.argv = [target, *args.args]
+    try:
+        if args.module:
+            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(args.script, run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args, sys.stdout)
+        if args.command == "run":
+            return _run_program(args)
         if args.command == "serve":
             from .server._command import run as _serve
 

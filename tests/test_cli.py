@@ -254,3 +254,31 @@ def test_consume_isolation_and_dump_show_transactions(tmp_path):
     items = json.loads(mq("--json", "dump", "t", data=data).stdout)
     assert [i.get("control") for i in items] == [None, "commit", None, "abort"]
     assert all(i["producer_id"] == items[0]["producer_id"] for i in items)
+
+
+KAFKA_SCRIPT = '''
+import sys
+from kafka import KafkaConsumer, KafkaProducer   # unchanged kafka-python code
+
+producer = KafkaProducer(bootstrap_servers="localhost:9092")
+for i in range(3):
+    producer.send("events", f"e{i}".encode(), key=b"k")
+producer.flush()
+consumer = KafkaConsumer("events", bootstrap_servers=["kafka:9092"], group_id="app",
+                         auto_offset_reset="earliest", consumer_timeout_ms=500)
+print("read", [m.value.decode() for m in consumer], sys.argv[1:])
+consumer.close()
+'''
+
+
+def test_run_executes_unchanged_kafka_code_against_the_store(tmp_path):
+    data = str(tmp_path / "d")
+    script = tmp_path / "app.py"
+    script.write_text(KAFKA_SCRIPT)
+    proc = mq("--data", data, "run", str(script), "--flag", "x")
+    assert "read ['e0', 'e1', 'e2'] ['--flag', 'x']" in proc.stdout
+    with mqlog.open(data) as b:  # the records are in the store the command named
+        assert [r.value for r in b.messages("events")] == [b"e0", b"e1", b"e2"]
+        assert b.committed_offset("app", mqlog.TopicPartition("events", 0)).offset == 3
+    bad = mq("run", data=data, check=False)
+    assert bad.returncode == 1 and "needs a script or -m MODULE" in bad.stderr
