@@ -1,8 +1,8 @@
 """Disk use under steady produce with retention: the file stops growing.
 
-    python benchmarks/retention.py [--rounds R] [--markdown]
+    python benchmarks/retention.py [--rounds R] [--records N] [--markdown]
 
-Each round produces 20 MB (20,000 records of 1 KB) to a topic with
+Each round produces 20 MB (N = 20,000 records of 1 KB by default) to a topic with
 ``retention.bytes=50 MB`` and runs the cleaner; the baseline topic has no size limit.
 LMDB puts the deleted batches' pages on its free list and later writes reuse them, so
 ``data.mdb`` levels off at about the retained size plus one round.
@@ -23,7 +23,7 @@ import mqlog  # noqa: E402
 RECORDS, SIZE = 20_000, 1_000
 
 
-def run(rounds: int, retention_bytes: int | None) -> list[int]:
+def run(rounds: int, retention_bytes: int | None, records: int = RECORDS) -> list[int]:
     path = tempfile.mkdtemp(prefix="mqlog-retention-")
     config = {"retention.ms": -1}
     if retention_bytes is not None:
@@ -34,7 +34,7 @@ def run(rounds: int, retention_bytes: int | None) -> list[int]:
         value = os.urandom(SIZE)
         with broker.producer() as p:
             for _ in range(rounds):
-                p.send_batch("r", [value] * RECORDS, partition=0).get(120)
+                p.send_batch("r", [value] * records, partition=0).get(120)
                 broker.run_cleaner()
                 sizes.append(os.path.getsize(os.path.join(path, "data.mdb")))
     return sizes
@@ -43,14 +43,15 @@ def run(rounds: int, retention_bytes: int | None) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--records", type=int, default=RECORDS, help="records per round")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    limited = run(args.rounds, 50_000_000)
-    baseline = run(args.rounds, None)
+    limited = run(args.rounds, 50_000_000, args.records)
+    baseline = run(args.rounds, None, args.records)
     mb = 1e6
     lines = [
-        f"{args.rounds} rounds of {RECORDS:,} x {SIZE} B records; `data.mdb` size after "
+        f"{args.rounds} rounds of {args.records:,} x {SIZE} B records; `data.mdb` size after "
         "each round (MB).",
         "",
         "| round | retention.bytes=50 MB | no retention (baseline) |",

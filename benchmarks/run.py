@@ -28,6 +28,8 @@ SCRIPTS = [
     ("retention.py", "Disk use under retention (issue #4)", [], ["--rounds", "6"]),
     ("transactions.py", "Transactions (issue #6)", [], ["--records", "20000",
                                                       "--runs", "1"]),
+    ("compare.py", "Side by side (issue #9)", [], ["--records", "100000",
+                                                  "--budget", "0.2"]),
 ]
 
 
