@@ -30,6 +30,8 @@ SCRIPTS = [
                                                       "--runs", "1"]),
     ("compare.py", "Side by side (issue #9)", [], ["--records", "100000",
                                                   "--budget", "0.2"]),
+    ("serve.py", "Kafka wire protocol (issue #8)", [], ["--records", "100000",
+                                                        "--runs", "1"]),
 ]
 
 

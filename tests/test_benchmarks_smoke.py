@@ -29,7 +29,7 @@ SCRIPTS = [
 ]
 # serve.py needs kio (the serve extra, part of the test extra) to start mqlog serve.
 if os.path.exists(os.path.join(BENCH, "serve.py")) and importlib.util.find_spec("kio"):
-    SCRIPTS.append(("serve.py", ["--records", "2000", "--runs", "1"]))
+    SCRIPTS.append(("serve.py", ["--records", "2000", "--runs", "1", "--skip-tansu"]))
 
 _SEPARATOR = re.compile(r"^\|( *:?-{3,}:? *\|)+$")
 

@@ -22,13 +22,17 @@ and :meth:`append` wakes the writer only after releasing ``_lock``.
 
 from __future__ import annotations
 
+import struct
 import threading
 from typing import Any
 
 from .. import batch as _batch
 from ..errors import KafkaTimeoutError
+from ._records import WireBatch, cache_wire
 
 __all__ = ["PendingBatch", "WireAppender"]
+
+_CRC = struct.Struct(">I")  # a stored batch body starts with its CRC-32C
 
 
 class PendingBatch:
@@ -36,12 +40,14 @@ class PendingBatch:
 
     __slots__ = ("topic", "partition", "acks", "codec", "values", "keys", "timestamps",
                  "headers", "producer", "producer_id", "epoch", "base_sequence",
-                 "transactional", "base_offset", "error", "event", "log_append_ms")
+                 "transactional", "base_offset", "error", "event", "log_append_ms",
+                 "source", "topic_id", "_stored_crc")
 
     def __init__(self, appender: WireAppender, topic: str, partition: int, acks: int,
                  codec: int, values: list, keys: list | None, timestamps: list[int],
                  headers: list[bytes] | None, producer_id: int, epoch: int,
-                 base_sequence: int, transactional: bool) -> None:
+                 base_sequence: int, transactional: bool, source: WireBatch | None = None,
+                 topic_id: int = -1) -> None:
         self.producer = appender
         self.topic = topic
         self.partition = partition
@@ -59,6 +65,11 @@ class PendingBatch:
         self.error: BaseException | None = None
         self.event = threading.Event()
         self.log_append_ms: int | None = None
+        # The batch as the client sent it, when Fetch may serve it back as is once
+        # written (see _records.WireBatch.servable); cached under the stored batch's key.
+        self.source = source
+        self.topic_id = topic_id
+        self._stored_crc = -1
 
     # -- the writer's side (writer thread) ------------------------------------------------
 
@@ -67,16 +78,25 @@ class PendingBatch:
         if log_append_ms is not None:
             ts = log_append_ms
             self.log_append_ms = log_append_ms
+            self.source = None  # the stored timestamps are not the client's
         max_ts = ts if type(ts) is int else max(ts)
         body = _batch.encode(
             self.values, self.keys, ts, self.headers, codec=self.codec,
             log_append_time=log_append_ms is not None, transactional=self.transactional,
             producer_id=self.producer_id, producer_epoch=self.epoch,
             base_sequence=self.base_sequence)
+        self._stored_crc = _CRC.unpack_from(body)[0]
         return body, max_ts, len(self.values)
 
     def _resolve(self, base_offset: int) -> None:
         self.base_offset = base_offset
+        source = self.source
+        if source is not None:
+            # Before the answer goes out (a consumer may fetch right after it): the key
+            # is the one Fetch computes from the stored batch.
+            self.source = None
+            cache_wire((self.topic_id, self.partition, base_offset, self._stored_crc),
+                       source.wire(base_offset))
         self.event.set()
 
     def _fail(self, error: BaseException) -> None:

@@ -18,7 +18,9 @@ Kafka facts these follow (one broker, node id 0, every partition led by it):
   producer id and epoch (``_txn.py`` serves the other transaction APIs).
 * Fetch never creates fetch sessions (it answers session id 0, which clients take as
   "full fetches only", as KIP-227 allows); it long-polls on the broker's data
-  condition until ``min_bytes`` are available or ``max_wait_ms`` passes.
+  condition until ``min_bytes`` are available or ``max_wait_ms`` passes. Stored
+  batches are re-encoded by ``_records.encode_stored``, which keeps recent encodings,
+  and the batches wire producers just sent, in a cache.
 * ListOffsets: -1 latest (the last stable offset for read_committed), -2 earliest,
   -3 the record with the largest timestamp (v7+), -4 earliest local (= earliest),
   otherwise the first offset whose timestamp is >= the one given.
@@ -304,14 +306,11 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
                               f"id {transactional_id!r}")
                     continue
             for wb in batches:
-                headers = None
-                if any(wb.headers):
-                    headers = [_batch.pack_headers(h) for h in wb.headers]
-                keys = wb.keys if any(k is not None for k in wb.keys) else None
                 pb = PendingBatch(
-                    _appender(ctx), t.name, pd.index, acks, wb.codec, wb.values, keys,
-                    wb.timestamps, headers, wb.producer_id, wb.producer_epoch,
-                    wb.base_sequence if wb.producer_id >= 0 else -1, wb.transactional)
+                    _appender(ctx), t.name, pd.index, acks, wb.codec, wb.values, wb.keys,
+                    wb.timestamps, wb.headers, wb.producer_id, wb.producer_epoch,
+                    wb.base_sequence if wb.producer_id >= 0 else -1, wb.transactional,
+                    source=wb if wb.servable else None, topic_id=plog.topic_id)
                 pending.append((row, pb, plog))
     if pending:
         _appender(ctx).append([pb for _, pb, _ in pending])

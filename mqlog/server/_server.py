@@ -330,15 +330,22 @@ class KafkaServer:
 
     def _recv_exact(self, sock: socket.socket, n: int) -> bytes | None:
         """Read exactly n bytes; None at a clean end of stream before the first byte."""
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = sock.recv(min(n - len(buf), 1 << 20))
-            if not chunk:
-                if not buf:
+        # Straight into one buffer (a produce request is often a megabyte: a bytes
+        # object per recv() and a growing bytearray copied it twice more). The buffer
+        # grows with the data received, so a size prefix alone reserves little memory.
+        buf = bytearray(min(n, 1 << 20))
+        got = 0
+        while got < n:
+            if got == len(buf):
+                buf.extend(bytes(min(n, 2 * got) - got))
+            with memoryview(buf) as view:
+                count = sock.recv_into(view[got:])
+            if not count:
+                if not got:
                     return None
-                raise _Disconnect(f"the peer closed the connection {len(buf)} bytes into "
-                                  f"a {n}-byte read")
-            buf += chunk
+                raise _Disconnect(f"the peer closed the connection {got} bytes into a "
+                                  f"{n}-byte read")
+            got += count
             sock.settimeout(FRAME_TIMEOUT_S)  # once data flows, the rest must follow
         return bytes(buf)
 
