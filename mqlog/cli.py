@@ -220,6 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run_program(args)
         if args.command == "serve":
+            try:
+                from .server import _apis  # noqa: F401 - needs the optional serve extra
+            except ImportError as exc:
+                print(f"mqlog: error: {exc}", file=sys.stderr)
+                return 1
             from .server._command import run as _serve
 
             return _serve(args)

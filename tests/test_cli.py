@@ -282,3 +282,14 @@ def test_run_executes_unchanged_kafka_code_against_the_store(tmp_path):
         assert b.committed_offset("app", mqlog.TopicPartition("events", 0)).offset == 3
     bad = mq("run", data=data, check=False)
     assert bad.returncode == 1 and "needs a script or -m MODULE" in bad.stderr
+
+
+def test_serve_without_the_serve_extra_is_a_one_line_error(tmp_path):
+    code = ("import sys; sys.modules['kio'] = None  # as if mqlog[serve] were not installed\n"
+            "from mqlog.cli import main\n"
+            "raise SystemExit(main(['serve', '--data', sys.argv[1]]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")],
+                          capture_output=True, text=True, env=child_env(), timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "pip install 'mqlog[serve]'" in proc.stderr
+    assert not os.path.exists(tmp_path / "d")  # nothing opened or created
