@@ -368,6 +368,36 @@ def test_idempotent_retry_is_written_once(served):
     raw.close()
 
 
+def test_init_producer_id_never_hands_out_a_named_id(served):
+    # A client naming a producer id this store never gave it (kept from another server
+    # or data directory) gets a new id, as from Kafka: it must not claim the id and
+    # fence the producer that is given it later.
+    broker, handle = served
+    broker.create_topic("pids")
+    raw = Raw(handle.address)
+    from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
+    import datetime
+
+    claims = []
+    for stale in (1, 2, 3):
+        init = raw.call(InitProducerIdRequest(
+            transactional_id=None, transaction_timeout=datetime.timedelta(seconds=60),
+            producer_id=stale, producer_epoch=0))
+        assert init.error_code == ErrorCode.none
+        claims.append((init.producer_id, init.producer_epoch))
+        answer = raw.call(produce_request("pids", wire_batch(
+            [b"stale"], init.producer_id, init.producer_epoch, 0)))
+        assert answer.responses[0].partition_responses[0].error_code == ErrorCode.none
+    raw.close()
+    assert len({pid for pid, _ in claims}) == 3 and {e for _, e in claims} == {0}
+    producer = kp(handle, enable_idempotence=True)
+    try:
+        producer.send("pids", b"fresh").get(timeout=TIMEOUT)
+    finally:
+        producer.close(timeout=5)
+    assert [r.value for r in broker.messages("pids")] == [b"stale"] * 3 + [b"fresh"]
+
+
 def test_acks_zero_gets_no_answer_but_is_written(served):
     broker, handle = served
     broker.create_topic("a0")
@@ -553,6 +583,43 @@ def test_list_offsets_earliest_latest_and_by_time(served):
                                          timeout=TIMEOUT)
     assert (low, high) == (2, 10)
     ck.close()
+
+
+def test_fetch_max_bytes_bounds_the_whole_response(served):
+    # KIP-74: only the first batch of the first non-empty partition may exceed the
+    # request's max_bytes; the other partitions answer with no records, not with one
+    # oversized batch each.
+    import datetime
+
+    from kio.schema.fetch.v11 import request as fr
+
+    broker, handle = served
+    broker.create_topic("big", partitions=4)
+    with broker.producer() as producer:
+        for p in range(4):
+            producer.send("big", b"x" * 10_000, partition=p)
+            producer.flush()
+    raw = Raw(handle.address)
+    try:
+        def fetch(max_bytes):
+            answer = raw.call(fr.FetchRequest(
+                replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1,
+                max_bytes=max_bytes, isolation_level=0, session_id=0, session_epoch=-1,
+                topics=(fr.FetchTopic(topic="big", partitions=tuple(
+                    fr.FetchPartition(partition=p, current_leader_epoch=-1,
+                                      fetch_offset=0, log_start_offset=-1,
+                                      partition_max_bytes=1 << 20)
+                    for p in range(4))),),
+                forgotten_topics_data=(), rack_id=""))
+            [topic] = answer.responses
+            return [len(p.records or b"") for p in topic.partitions]
+
+        sizes = fetch(5_000)
+        assert sizes[0] > 10_000 and sizes[1:] == [0, 0, 0]
+        sizes = fetch(25_000)  # two batches fit; the third would pass max_bytes
+        assert sizes[0] > 0 and sizes[1] > 0 and sizes[2:] == [0, 0]
+    finally:
+        raw.close()
 
 
 def test_fetch_out_of_range_resets(served):

@@ -348,3 +348,68 @@ def test_log_append_time_topics_serve_the_brokers_timestamps(served):
     assert {ts_type for *_, (ts_type, _) in got} == {confluent_kafka.TIMESTAMP_LOG_APPEND_TIME}
     assert [ts for *_, (_, ts) in got] == [r.timestamp for r in stored]
     assert all(ts >= before for *_, (_, ts) in got)
+
+
+# -- decompression is bounded ----------------------------------------------------------------
+
+def compressed(batch, codec):
+    """``batch`` (an uncompressed RecordBatch v2) with its records compressed by ``codec``
+    (1 gzip, 2 snappy in xerial framing, 3 lz4 frame, 4 zstd), length and CRC redone."""
+    import zlib
+
+    import cramjam
+
+    records = batch[61:]
+    if codec == 1:
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)
+        packed = z.compress(records) + z.flush()
+    elif codec == 2:
+        block = bytes(cramjam.snappy.compress_raw(records))
+        packed = b"\x82SNAPPY\x00" + bytes(8) + struct.pack(">i", len(block)) + block
+    else:
+        packed = bytes((cramjam.lz4 if codec == 3 else cramjam.zstd).compress(records))
+    head = bytearray(batch[:61])
+    head[21:23] = struct.pack(">h", codec)
+    head[8:12] = struct.pack(">i", 61 - 12 + len(packed))
+    return with_crc(bytes(head) + packed)
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_decompression_stops_at_the_limit(kafka_records, codec):
+    # 4 MB of zeros compress to a few kilobytes (a "zip bomb" in miniature): refused
+    # before the output passes the limit, not after it was allocated.
+    bomb = compressed(kafka_python_batch(kafka_records, [(None, bytes(4 << 20), BASE_TS,
+                                                          [])]), codec)
+    assert len(bomb) < 300_000
+    with pytest.raises(RecordError) as info:
+        decode_batches(bomb, max_expanded=1 << 20)
+    assert info.value.code == "message_too_large"
+    # The limit counts all batches of the call together.
+    with pytest.raises(RecordError) as info:
+        decode_batches(bomb + bomb, max_expanded=(4 << 20) + 1000)
+    assert info.value.code == "message_too_large"
+    # Within the limit the same batch decodes, though it expands far more than the
+    # decoder's first guess of the output size.
+    [wb] = decode_batches(bomb, max_expanded=5 << 20)
+    assert wb.values == [bytes(4 << 20)] and wb.expanded > 4 << 20
+
+
+def test_a_compressed_bomb_is_refused_over_the_wire(kafka_records, monkeypatch):
+    from tests.test_server import Raw, produce_request
+
+    monkeypatch.setattr(_records, "MAX_EXPANDED_BYTES", 1 << 20)
+    bomb = compressed(kafka_python_batch(kafka_records, [(None, bytes(4 << 20), BASE_TS,
+                                                          [])]), 4)
+    with mqlog.open() as broker:
+        broker.create_topic("t", partitions=1)
+        handle = broker.serve(port=0)
+        raw = Raw(handle.address)
+        try:
+            answer = raw.call(produce_request("t", bomb))
+            part = answer.responses[0].partition_responses[0]
+            assert part.error_code == 10  # MESSAGE_TOO_LARGE
+            assert "expand" in part.error_message
+            assert broker.messages("t") == []
+        finally:
+            raw.close()
+            handle.close()

@@ -57,6 +57,7 @@ from ._apis import (
     response_class,
 )
 from ._appender import PendingBatch, WireAppender
+from . import _records
 from ._records import RecordError, decode_batches, encode_stored
 from ._txn import check_producer, init_transactional
 
@@ -207,6 +208,7 @@ _RECORD_CODES = {
     "invalid_record": ErrorCode.invalid_record,
     "unsupported_for_message_format": ErrorCode.unsupported_for_message_format,
     "unsupported_compression_type": ErrorCode.unsupported_compression_type,
+    "message_too_large": ErrorCode.message_too_large,
 }
 
 
@@ -259,6 +261,7 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     transactional_id = getattr(request, "transactional_id", None)
     results: list[tuple[str, list[list]]] = []
     pending: list[tuple[list, PendingBatch, Any]] = []
+    expand_budget = _records.MAX_EXPANDED_BYTES  # for the whole request
     for t in request.topic_data:
         parts: list[list] = []
         results.append((t.name, parts))
@@ -278,11 +281,12 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
                 row[5] = "the partition's records are empty"
                 continue
             try:
-                batches = decode_batches(bytes(data))
+                batches = decode_batches(bytes(data), max_expanded=expand_budget)
             except RecordError as exc:
                 row[1] = _RECORD_CODES[exc.code]
                 row[5] = exc.message
                 continue
+            expand_budget -= sum(wb.expanded for wb in batches)
             too_big = max(wb.size for wb in batches)
             if too_big > tlog.max_message_bytes:
                 # Kafka compares the whole (compressed) batch with max.message.bytes.
@@ -337,8 +341,15 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
 # -- Fetch ---------------------------------------------------------------------------------
 
 def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
-                     read_committed: bool, budget: int) -> tuple[dict, int]:
-    """One partition's answer as keyword arguments, and the bytes of records in it."""
+                     read_committed: bool, budget: int,
+                     first: bool) -> tuple[dict, int]:
+    """One partition's answer as keyword arguments, and the bytes of records in it.
+
+    ``budget`` is what is left of the request's ``max_bytes``; ``first`` says no
+    earlier partition of the response has records, so one batch may exceed the limits
+    (KIP-74: only the first batch of the first non-empty partition may; the rest of the
+    response stays within ``max_bytes``).
+    """
     broker = ctx.broker
     p = fp.partition
     out: dict[str, Any] = {"partition_index": p, "error_code": ErrorCode.none,
@@ -366,7 +377,10 @@ def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
     if offset >= upper:
         out["records"] = b""
         return out, 0
-    limit = max(1, min(fp.partition_max_bytes, budget))
+    limit = min(fp.partition_max_bytes, budget)
+    if limit <= 0 and not first:
+        out["records"] = b""
+        return out, 0
     chunks: list[bytes] = []
     size = 0
     last = offset
@@ -379,8 +393,8 @@ def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
             continue  # a batch ending before the offset (compaction left a gap)
         wire = encode_stored(raw, 0,
                              (plog.topic_id, p, base, head[1]))
-        if chunks and size + len(wire) > limit:
-            break  # the first batch always goes, even if larger (KIP-74)
+        if (chunks or not first) and size + len(wire) > limit:
+            break  # the response's first batch always goes, even if larger (KIP-74)
         chunks.append(wire)
         size += len(wire)
         last = last_offset
@@ -425,8 +439,8 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
                 parts = []
                 for fp in ft.partitions:
                     kwargs, size = _fetch_partition(ctx, txn, ft.topic, fp,
-                                                    read_committed,
-                                                    max(max_bytes - total, 1))
+                                                    read_committed, max_bytes - total,
+                                                    total == 0)
                     total += size
                     errors = errors or kwargs["error_code"] != ErrorCode.none
                     parts.append(kwargs)
@@ -515,9 +529,6 @@ def list_offsets(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
 
 # -- InitProducerId ---------------------------------------------------------------------------
 
-_EPOCH_LIMIT = 32767
-
-
 @register(ApiKey.init_producer_id, 0, 4)
 def init_producer_id(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     Response = response_class(ApiKey.init_producer_id, api_version)
@@ -525,14 +536,11 @@ def init_producer_id(ctx: ConnectionContext, request: Any, api_version: int) -> 
         code, pid, epoch = init_transactional(ctx, request)
         return _build(Response, throttle_time=_ZERO, error_code=code, producer_id=pid,
                       producer_epoch=epoch)
-    broker = ctx.broker
-    old_pid = getattr(request, "producer_id", -1)
-    old_epoch = getattr(request, "producer_epoch", -1)
-    if old_pid >= 0 and 0 <= old_epoch < _EPOCH_LIMIT:
-        # KIP-360: an idempotent producer bumps its epoch to reset sequence numbers;
-        # the writer starts a new window at sequence 0 for a higher epoch.
-        pid, epoch = old_pid, old_epoch + 1
-    else:
-        pid, epoch = broker._txns.new_producer_id(), 0
+    # Without a transactional id Kafka always hands out a new producer id, also to a
+    # KIP-360 request naming the client's current id and epoch (the client resets its
+    # sequence numbers either way). Bumping the named id's epoch instead would let a
+    # client claim an id this store never gave it (one kept from another server or
+    # data directory), and fence the producer that gets that id later.
+    pid, epoch = ctx.broker._txns.new_producer_id(), 0
     return _build(Response, throttle_time=_ZERO, error_code=ErrorCode.none,
                   producer_id=pid, producer_epoch=epoch)

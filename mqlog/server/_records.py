@@ -74,7 +74,8 @@ from ..batch import (
     unpack_headers,
 )
 
-__all__ = ["RecordError", "WireBatch", "cache_wire", "decode_batches", "encode_stored"]
+__all__ = ["MAX_EXPANDED_BYTES", "RecordError", "WireBatch", "cache_wire", "decode_batches",
+           "encode_stored"]
 
 _BATCH_HEAD = struct.Struct(">qiibIhiqqqhii")
 BATCH_HEAD_SIZE = _BATCH_HEAD.size  # 61
@@ -116,11 +117,12 @@ class WireBatch:
         dense: the records' offset deltas count 0, 1, 2... and ``last_offset_delta``
             agrees (every client writes them so).
         size: bytes of the batch on the wire.
+        expanded: bytes its records decompressed to (0 when not compressed).
     """
 
     __slots__ = ("attributes", "last_offset_delta", "base_timestamp", "max_timestamp",
                  "producer_id", "producer_epoch", "base_sequence", "keys", "values",
-                 "timestamps", "headers", "size", "dense", "_body", "_crc")
+                 "timestamps", "headers", "size", "dense", "expanded", "_body", "_crc")
 
     @property
     def codec(self) -> int:
@@ -212,9 +214,56 @@ def _sizes(items: Sequence[bytes | None]) -> list[int]:
 
 # -- decompression ----------------------------------------------------------------------
 
-def _decompress(codec: int, data: bytes) -> bytes:
+#: Default bound on the bytes a Produce request's compressed batches may expand to (all
+#: of them together). Compression ratios of 1000:1 (gzip) and far more (zstd) are easy
+#: to build, so without a bound a request of a few kilobytes could make the server
+#: allocate gigabytes (and, where memory is overcommitted, be killed with every
+#: client). Clients' batches are a few megabytes at most (batch.size, max.request.size).
+MAX_EXPANDED_BYTES = 256 << 20
+
+
+def _too_big(limit: int) -> RecordError:
+    return RecordError("message_too_large",
+                       f"the request's compressed record batches expand to more than "
+                       f"{limit} bytes; send smaller batches")
+
+
+def _into(decompress_into: Any, data: bytes, limit: int) -> bytes:
+    """Decompress with a fixed-size output buffer: cramjam's ``*_into`` decoders stream
+    and stop as soon as the buffer is full, so a bomb costs at most ``limit`` bytes.
+    The buffer starts small and grows (x4) to ``limit``."""
+    size = min(limit, max(1 << 16, 8 * len(data)))
+    while True:
+        buf = bytearray(size + 1)  # one spare byte tells "exactly full" from "more"
+        try:
+            n = decompress_into(data, buf)
+        except Exception as exc:
+            if "failed to write whole buffer" not in str(exc):
+                raise
+            n = size + 1
+        if n <= size:
+            return bytes(memoryview(buf)[:n])
+        if size >= limit:
+            raise _too_big(limit)
+        size = min(limit, size * 4)
+
+
+def _decompress(codec: int, data: bytes, limit: int = MAX_EXPANDED_BYTES) -> bytes:
+    """``data`` decompressed with Kafka codec ``codec``.
+
+    Raises:
+        RecordError: ``message_too_large`` when the output would exceed ``limit`` bytes
+            (checked before or while decompressing, never after); an unknown codec.
+        Exception: the codec's own error for corrupt data.
+    """
     if codec == 1:
-        return zlib.decompress(data, 47)  # gzip or zlib container
+        d = zlib.decompressobj(47)  # gzip or zlib container
+        out = d.decompress(data, limit + 1)
+        if len(out) > limit:
+            raise _too_big(limit)
+        if not d.eof:
+            raise ValueError("the gzip stream is incomplete or truncated")
+        return out
     import cramjam  # a dependency of mqlog; imported lazily like mqlog.batch does
 
     if codec == 2:
@@ -228,26 +277,35 @@ def _decompress(codec: int, data: bytes) -> bytes:
                 pos += 4
                 if n < 0 or pos + n > len(data):
                     raise ValueError("a xerial snappy block runs past the end")
-                out += cramjam.snappy.decompress_raw(data[pos:pos + n])
+                block = data[pos:pos + n]
+                if len(out) + cramjam.snappy.decompress_raw_len(block) > limit:
+                    raise _too_big(limit)
+                out += cramjam.snappy.decompress_raw(block)
                 pos += n
             return bytes(out)
+        if cramjam.snappy.decompress_raw_len(data) > limit:  # the stream's own preamble
+            raise _too_big(limit)
         return bytes(cramjam.snappy.decompress_raw(data))
     if codec == 3:
-        return bytes(cramjam.lz4.decompress(data))  # Kafka uses the LZ4 frame format
+        return _into(cramjam.lz4.decompress_into, data, limit)  # Kafka's LZ4: frames
     if codec == 4:
-        return bytes(cramjam.zstd.decompress(data))
+        return _into(cramjam.zstd.decompress_into, data, limit)
     raise RecordError("unsupported_compression_type",
                       f"compression codec id {codec} is not one of Kafka's 0..4")
 
 
 # -- decoding a Produce request's records -----------------------------------------------
 
-def decode_batches(data: bytes, max_records: int = 1 << 20) -> list[WireBatch]:
+def decode_batches(data: bytes, max_records: int = 1 << 20,
+                   max_expanded: int = MAX_EXPANDED_BYTES) -> list[WireBatch]:
     """Check and unpack every RecordBatch v2 in ``data``.
 
     Args:
         max_records: refuse batches claiming more records than this (a corrupt count
             must not make us loop or allocate for billions).
+        max_expanded: refuse (``message_too_large``) when the compressed batches
+            expand to more than this many bytes together; each batch's ``expanded``
+            says how many it took (0 when uncompressed).
 
     Raises:
         RecordError: the data is truncated, has a bad length, magic or CRC, an unknown
@@ -286,9 +344,13 @@ def decode_batches(data: bytes, max_records: int = 1 << 20) -> list[WireBatch]:
                               "clients may not produce control batches")
         codec = attributes & ATTR_CODEC_MASK
         payload, start = body, _RECORDS_IN_BODY
+        expanded = 0
         if codec:
             try:
-                payload, start = _decompress(codec, body[_RECORDS_IN_BODY:]), 0
+                payload, start = _decompress(codec, body[_RECORDS_IN_BODY:],
+                                             max_expanded), 0
+                expanded = len(payload)
+                max_expanded -= expanded
             except RecordError:
                 raise
             except Exception as exc:
@@ -304,6 +366,7 @@ def decode_batches(data: bytes, max_records: int = 1 << 20) -> list[WireBatch]:
         wb.producer_epoch = pepoch
         wb.base_sequence = base_seq
         wb.size = end - pos
+        wb.expanded = expanded
         wb._body = body
         wb._crc = crc
         try:
