@@ -26,12 +26,11 @@ from typing import Any, Callable
 from . import _store
 from ._store import Store
 from ._writer import LogWriter
-from .config import validate_topic_config
+from .config import is_read_committed, validate_topic_config
 from .batch import header_fields
 from .errors import (
     ClosedError,
     IllegalStateError,
-    InvalidConfigError,
     InvalidPartitionsError,
     InvalidTopicError,
     OffsetOutOfRangeError,
@@ -463,11 +462,7 @@ class Broker:
             UnknownTopicOrPartitionError: no such topic.
             InvalidConfigError: an unknown isolation level.
         """
-        if isolation_level not in ("read_uncommitted", "read_committed"):
-            raise InvalidConfigError(
-                f"isolation_level={isolation_level!r} is not valid: use "
-                "'read_uncommitted' or 'read_committed'")
-        committed = isolation_level == "read_committed"
+        committed = is_read_committed(isolation_level)
         self._check_open()
         if self.readonly:
             self._refresh_readonly()

@@ -118,6 +118,22 @@ _TOPIC_KEYS: dict[str, tuple[Callable[[str, Any], Any], Any]] = {
 TOPIC_DEFAULTS: dict[str, Any] = {k: default for k, (_, default) in _TOPIC_KEYS.items()}
 
 
+ISOLATION_LEVELS = ("read_uncommitted", "read_committed")
+
+
+def is_read_committed(isolation_level: Any) -> bool:
+    """Whether a consumer-side ``isolation_level`` reads only committed transactions.
+
+    Raises:
+        InvalidConfigError: not one of :data:`ISOLATION_LEVELS`.
+    """
+    if isolation_level not in ISOLATION_LEVELS:
+        raise InvalidConfigError(
+            f"isolation_level={isolation_level!r} is not valid: use 'read_uncommitted' "
+            "or 'read_committed'")
+    return isolation_level == "read_committed"
+
+
 def validate_topic_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check and normalise topic config overrides.
 

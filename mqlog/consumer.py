@@ -30,6 +30,7 @@ from .errors import (
 )
 from ._membership import Membership, safe_auto_commit
 from .assignors import resolve_assignors
+from .config import is_read_committed
 from .log import fetch, offset_for_time
 from .records import (
     ConsumerGroupMetadata,
@@ -148,10 +149,7 @@ class Consumer:
                          ("value_deserializer", value_deserializer)):
             if fn is not None and not callable(fn):
                 raise InvalidConfigError(f"{name}={fn!r} is not callable")
-        if isolation_level not in ("read_uncommitted", "read_committed"):
-            raise InvalidConfigError(
-                f"isolation_level={isolation_level!r} is not valid: use 'read_uncommitted' "
-                "or 'read_committed'")
+        read_committed = is_read_committed(isolation_level)
         for name, value in (("max_poll_interval_ms", max_poll_interval_ms),
                             ("session_timeout_ms", session_timeout_ms)):
             _positive_int(name, value)
@@ -187,7 +185,7 @@ class Consumer:
         self._wakeup = False  # set by wakeup() from any thread; read under _data_cond
         self._closed: str | None = None
         self._membership: Membership | None = None
-        self._read_committed = isolation_level == "read_committed"
+        self._read_committed = read_committed
         self.isolation_level = isolation_level
         if topics:
             self.subscribe(list(topics))
@@ -501,7 +499,7 @@ class Consumer:
             pos = self._positions.get(tp)
             if pos is None or not plog.log_start <= pos <= plog.end_offset:
                 pos = self._resolve_position(tp, plog)
-            if pos < (plog.stable_end() if self._read_committed else plog.end_offset):
+            if pos < self._end_of(plog):
                 work.append((tp, plog, pos))
         if not work:
             return result
