@@ -482,15 +482,19 @@ class DecodedBatch:
             values = [None if v is None else value_deserializer(v) for v in values]
         if self.headers is None:
             # Built entirely in C (zip + tuple.__new__): no bytecode runs per record.
+            # Records without headers share the empty tuple, not a list each: every
+            # field is then untracked by the cyclic GC, which untracks the record at
+            # its first collection instead of promoting it (a list per record made GC
+            # bookkeeping a third of poll's time and fed full collections).
             return list(map(_make_record, zip(
                 repeat(topic), repeat(partition), repeat(None), offsets, timestamps,
-                repeat(ts_type), keys, values, iter(list, None), repeat(None), key_sizes,
+                repeat(ts_type), keys, values, repeat(()), repeat(None), key_sizes,
                 value_sizes, repeat(-1))))
         out = []
         new, cr = _new, ConsumerRecord
         for o, t, k, v, ks, vs, h in zip(offsets, timestamps, keys, values, key_sizes,
                                         value_sizes, self.headers[start:stop]):
-            hdrs = unpack_headers(h) if h else []
+            hdrs = unpack_headers(h) if h else ()
             hsize = (
                 sum(len(name.encode()) + (len(val) if val else 0) for name, val in hdrs)
                 if hdrs else -1
@@ -500,11 +504,33 @@ class DecodedBatch:
         return out
 
 
-def _slice_column(p: bytes, pos: int, lens: Sequence[int]) -> tuple[list, int]:
-    """Cut a concatenated column into per-record bytes (None where length is -1)."""
+# Splitters for columns of equal-length values (fixed-size records are common): one
+# struct unpack cuts the whole column in C, about 10x faster than slicing per record.
+# Keyed by (length, count); cleared when it grows past a bound (batch sizes vary).
+_EQUAL_SPLITTERS: dict[tuple[int, int], struct.Struct] = {}
+_MAX_SPLITTERS = 512
+
+
+def _slice_column(p: bytes, pos: int, lens: Sequence[int]) -> tuple[Sequence, int]:
+    """Cut a concatenated column into per-record bytes (None where length is -1).
+
+    Returns the column (a tuple or a list; read-only either way) and the position
+    after it. Thread-safe (the splitter cache is only ever added to or cleared).
+    """
+    n = len(lens)
+    if n:
+        first = lens[0]
+        if first >= 0 and lens.count(first) == n:
+            splitter = _EQUAL_SPLITTERS.get((first, n))
+            if splitter is None:
+                if len(_EQUAL_SPLITTERS) >= _MAX_SPLITTERS:
+                    _EQUAL_SPLITTERS.clear()
+                splitter = struct.Struct(f"{first}s" * n)
+                _EQUAL_SPLITTERS[(first, n)] = splitter
+            return splitter.unpack_from(p, pos), pos + first * n
     if min(lens, default=0) >= 0:
         ends = list(accumulate(lens, initial=pos))
-        return list(map(p.__getitem__, map(slice, ends, ends[1:]))), ends[-1]
+        return [p[a:b] for a, b in zip(ends, ends[1:])], ends[-1]
     out = []
     for ln in lens:
         if ln < 0:

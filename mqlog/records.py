@@ -42,7 +42,9 @@ class ConsumerRecord(NamedTuple):
     """One record as a consumer sees it (kafka-python's fields).
 
     ``timestamp_type`` is 0 for CreateTime, 1 for LogAppendTime. ``headers`` is a list of
-    ``(str, bytes)`` pairs. ``leader_epoch`` and ``checksum`` have no meaning in one
+    ``(str, bytes)`` pairs, or the empty tuple ``()`` when the record has none (shared and
+    immutable: it keeps the cost of a record to one object; ``mqlog.kafka`` gives ``[]``
+    as kafka-python does). ``leader_epoch`` and ``checksum`` have no meaning in one
     process and are ``None``; ``serialized_header_size`` is -1 when there are no headers.
     """
 
@@ -54,7 +56,7 @@ class ConsumerRecord(NamedTuple):
     timestamp_type: int
     key: Any
     value: Any
-    headers: list
+    headers: list | tuple
     checksum: int | None
     serialized_key_size: int
     serialized_value_size: int

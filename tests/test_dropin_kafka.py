@@ -194,6 +194,13 @@ def test_record_and_metadata_have_kafka_python_fields(kafka):
     assert (record.key, record.value, record.headers, record.timestamp_type) == \
         (b"key", b"value", [("h", b"hv")], 0)
     assert record.serialized_header_size == 3
+    # A record without headers has kafka-python's empty list (mqlog's own is ()),
+    # from poll() and from iteration alike.
+    producer.send("t", value=b"bare").get(timeout=10)
+    (bare,) = consumer.poll(timeout_ms=1000)[TopicPartition("t", 0)]
+    assert bare.headers == [] and isinstance(bare.headers, list)
+    consumer.seek(TopicPartition("t", 0), 1)
+    assert next(iter(consumer)).headers == []
     consumer.close()
     producer.close()
 

@@ -404,18 +404,20 @@ class KafkaConsumer:
             raise translate(exc) from exc
         self._polls += 1
         if result:
-            if self._key_deserializer is not None or self._value_deserializer is not None:
-                result = {tp: list(map(self._deserialize, recs)) for tp, recs in result.items()}
+            result = {tp: list(map(self._kafka_record, recs)) for tp, recs in result.items()}
             self._consumed += sum(map(len, result.values()))
         return result
 
-    def _deserialize(self, r: ConsumerRecord) -> ConsumerRecord:
+    def _kafka_record(self, r: ConsumerRecord) -> ConsumerRecord:
+        """The record as kafka-python hands it out: deserialized, and headers a list
+        (mqlog gives records without headers the shared empty tuple)."""
         kd, vd = self._key_deserializer, self._value_deserializer
+        headers = r[8] or []
         return _new_record(ConsumerRecord, (
             r[0], r[1], r[2], r[3], r[4], r[5],
-            r[6] if kd is None else kd(r[0], r[8], r[6]),
-            r[7] if vd is None else vd(r[0], r[8], r[7]),
-            r[8], r[9], r[10], r[11], r[12]))
+            r[6] if kd is None else kd(r[0], headers, r[6]),
+            r[7] if vd is None else vd(r[0], headers, r[7]),
+            headers, r[9], r[10], r[11], r[12]))
 
     def __iter__(self) -> KafkaConsumer:
         return self
@@ -435,9 +437,7 @@ class KafkaConsumer:
         except MqlogError as exc:
             raise translate(exc) from exc
         self._consumed += 1
-        if self._key_deserializer is not None or self._value_deserializer is not None:
-            return self._deserialize(record)
-        return record
+        return self._kafka_record(record)
 
     # -- committing -------------------------------------------------------------------
 
