@@ -240,6 +240,19 @@ class ReadTxn:
             yield _U64.unpack_from(key, 8)[0], cur.value()
             found = cur.next()
 
+    def batches_newest_first(self, topic_id: int, partition: int) -> Iterator[
+            tuple[int, bytes]]:
+        """Yield ``(base_offset, batch)`` from the partition's newest batch backwards."""
+        cur = self._txn.cursor(self._store._log)
+        prefix = _PART.pack(topic_id, partition)
+        found = _seek_last(cur, topic_id, partition)
+        while found:
+            key = cur.key()
+            if key[:8] != prefix:
+                return
+            yield _U64.unpack_from(key, 8)[0], cur.value()
+            found = cur.prev()
+
     def last_batch(self, topic_id: int, partition: int) -> tuple[int, bytes] | None:
         """The partition's newest batch, or None when it holds none."""
         cur = self._txn.cursor(self._store._log)
@@ -277,6 +290,9 @@ class ReadTxn:
             ok = cur.next()
 
     def meta(self, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._store._meta)
+
+    def get_meta(self, key: bytes) -> bytes | None:
         return self._txn.get(key, db=self._store._meta)
 
     def meta_items(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

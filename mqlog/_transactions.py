@@ -68,6 +68,14 @@ CONTROL_COMMIT = 1
 SEQ_LIMIT = 1 << 31  # sequence numbers wrap to 0 after 2**31 - 1, as Kafka's
 _EPOCH_LIMIT = 32767
 _WINDOW = 5  # batches remembered per producer and partition (Kafka keeps 5)
+# A window unused this long is dropped (Kafka's producer.id.expiration.ms default, 1 day);
+# if its producer comes back, the window is rebuilt from the log (see _window_from_log).
+PRODUCER_ID_EXPIRATION_S = 86_400.0
+_EXPIRY_CHECK_S = 60.0  # how often the writer looks for expired windows
+# Rebuilding a window reads batch headers back from the partition's newest batch, at
+# most this many batches (each read copies the batch out of LMDB, so also bytes).
+_LOOKBACK_BATCHES = 1000
+_LOOKBACK_BYTES = 64 << 20
 
 
 def control_body(commit: bool, producer_id: int, epoch: int, now_ms: int) -> bytes:
@@ -87,12 +95,14 @@ def control_type(key: bytes) -> str:
 class _Window:
     """The recent batches of one producer in one partition (writer thread only)."""
 
-    __slots__ = ("epoch", "last_seq", "recent")
+    __slots__ = ("epoch", "last_seq", "recent", "used")
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
         self.last_seq = -1
+        # (first sequence, last sequence, base offset) of the newest batches.
         self.recent: deque[tuple[int, int, int]] = deque(maxlen=_WINDOW)
+        self.used = time.monotonic()
 
     def copy(self) -> _Window:
         w = _Window(self.epoch)
@@ -138,6 +148,11 @@ class TransactionCoordinator:
         self._ids: dict[str, TransactionalId] = {}
         self._by_pid: dict[int, TransactionalId] = {}
         self._windows: dict[tuple[int, Any], _Window] = {}  # writer thread only
+        # Producer ids below this were handed out by an earlier process: a missing
+        # window for one of them may be in the log (set by load()).
+        self._session_pids_from = 0
+        self.producer_id_expiration_s = PRODUCER_ID_EXPIRATION_S
+        self._next_expiry_check = time.monotonic() + _EXPIRY_CHECK_S
 
     # -- loading and recovery --------------------------------------------------------
 
@@ -161,9 +176,11 @@ class TransactionCoordinator:
             tlog = topics_by_id.get(tid)
             if tlog is not None and part < len(tlog.partitions):
                 tlog.partitions[part].add_aborted(pid, first, marker)
+        raw = txn.get_meta(b"nP")
         with self._lock:
             self._ids = ids
             self._by_pid = {s.producer_id: s for s in ids.values()}
+            self._session_pids_from = _U32.unpack(raw)[0] + 1 if raw else 0
 
     def recover(self) -> int:
         """Abort the transactions a previous process left open; returns how many."""
@@ -249,8 +266,8 @@ class TransactionCoordinator:
 
     # -- the writer's batch checks ------------------------------------------------------
 
-    def admit(self, b: Any, plog: PartitionLog, pending: dict) -> Any:
-        """Check an idempotent batch inside the write transaction.
+    def admit(self, txn: Any, b: Any, plog: PartitionLog, pending: dict) -> Any:
+        """Check an idempotent batch inside the write transaction ``txn``.
 
         Returns None to write it, an int (the base offset it got before) for a
         duplicate, or the exception to fail it with. ``pending`` holds windows changed
@@ -258,6 +275,13 @@ class TransactionCoordinator:
         """
         key = (b.producer_id, plog)
         window = pending.get(key) or self._windows.get(key)
+        if window is None and (b.base_sequence != 0
+                               or b.producer_id < self._session_pids_from):
+            # A producer this process has no window for, yet it wrote before: a client
+            # of `mqlog serve` that outlived a restart, or one idle past expiry.
+            window = self._window_from_log(txn, b.producer_id, plog)
+            if window is not None:
+                pending[key] = window
         if b.transactional:
             state = self._by_pid.get(b.producer_id)
             if state is None or state.epoch != b.epoch:
@@ -300,8 +324,61 @@ class TransactionCoordinator:
         window.last_seq = last
 
     def commit_windows(self, pending: dict) -> None:
-        """Adopt the windows of a committed transaction (writer thread)."""
+        """Adopt the windows of a committed transaction (writer thread).
+
+        Also drops windows unused for ``producer_id_expiration_s`` (checked once a
+        minute), so producers that vanished without closing (clients of `mqlog serve`)
+        do not hold memory forever.
+        """
+        now = time.monotonic()
+        for window in pending.values():
+            window.used = now
         self._windows.update(pending)
+        if now >= self._next_expiry_check:
+            self._next_expiry_check = now + _EXPIRY_CHECK_S
+            self.expire_windows(now)
+
+    def expire_windows(self, now: float) -> int:
+        """Drop windows unused since ``now - producer_id_expiration_s`` (writer thread);
+        returns how many."""
+        cutoff = now - self.producer_id_expiration_s
+        stale = [key for key, w in self._windows.items() if w.used < cutoff]
+        for key in stale:
+            del self._windows[key]
+        return len(stale)
+
+    @staticmethod
+    def _window_from_log(txn: Any, producer_id: int, plog: PartitionLog) -> _Window | None:
+        """Rebuild a producer's window from the headers of the partition's newest
+        batches (Kafka rebuilds producer state from the log the same way); None when
+        none of the last ``_LOOKBACK_BATCHES`` batches is the producer's."""
+        found: list[tuple[int, int, int]] = []
+        epoch = None
+        budget = _LOOKBACK_BYTES
+        for i, (base, raw) in enumerate(txn.batches_newest_first(plog.topic_id,
+                                                                 plog.partition)):
+            budget -= len(raw)
+            if i >= _LOOKBACK_BATCHES or budget < 0:
+                break
+            (_, _, _, attributes, last_delta, _, _, pid, ep, seq, _) = \
+                _batch.header_fields(raw)
+            if pid != producer_id or attributes & _batch.ATTR_CONTROL:
+                continue
+            if epoch is None:
+                epoch = ep
+            elif ep != epoch:
+                break  # an older epoch: its sequence numbers no longer count
+            # Compaction may drop records but keeps a batch's offset span, and a
+            # batch's sequence numbers run along its offsets, as in Kafka.
+            found.append((seq, (seq + last_delta) % SEQ_LIMIT, base))
+            if len(found) == _WINDOW:
+                break
+        if epoch is None:
+            return None
+        window = _Window(epoch)
+        window.last_seq = found[0][1]
+        window.recent.extend(reversed(found))
+        return window
 
     def opened(self, txn: Any, b: Any, plog: PartitionLog, base: int,
                opening: dict) -> None:

@@ -390,7 +390,7 @@ class LogWriter:
             opening: dict = {}  # transactions that started in a partition here
             for b, plog, body, ts, span in chunk:
                 if b.producer_id >= 0:
-                    verdict = txns.admit(b, plog, windows)
+                    verdict = txns.admit(txn, b, plog, windows)
                     if verdict is not None:
                         outcomes.append(verdict)
                         continue

@@ -240,6 +240,60 @@ def test_duplicate_older_than_the_window_is_not_written_again(broker):
     assert len(broker.messages("t")) == 7
 
 
+def _expire_windows(broker) -> int:
+    """Drop every sequence window now, as a day without batches would (writer job)."""
+    txns = broker._txns
+    txns.producer_id_expiration_s = 0.0
+    try:
+        return broker._writer.run(lambda txn: None,
+                                  lambda _: txns.expire_windows(time.monotonic()))
+    finally:
+        txns.producer_id_expiration_s = 86_400.0
+
+
+def test_expired_window_is_rebuilt_from_the_log(broker):
+    """A producer idle past producer.id.expiration (or a client of `mqlog serve` that
+    outlived a restart) has no window in memory: its next batch must neither be refused
+    as a gap nor, if it is a retry, written twice."""
+    broker.create_topic("t", partitions=2)
+    p = broker.producer(enable_idempotence=True)
+    for i in range(7):
+        p.send("t", b"%d" % i, partition=0).get(10)
+    p.send("t", b"other", partition=1).get(10)
+    assert _expire_windows(broker) == 2
+    assert p.send("t", b"7", partition=0).get(10).offset == 7  # not a gap
+    # A retry of batch 5 (its answer "lost"), after the windows expired again: it
+    # resolves to the offset it got the first time, and nothing is written.
+    _expire_windows(broker)
+    with broker._writer.paused():  # _next_seq belongs to the writer thread
+        p._next_seq[broker._partition(TP("t", 0))] = 5
+        retry = p.send("t", b"5", partition=0)
+    assert retry.get(10).offset == 5
+    assert [r.value for r in broker.messages("t") if r.partition == 0] == [
+        b"%d" % i for i in range(8)]
+    # Older than the rebuilt window (the log's last 5 batches): refused, as before.
+    _expire_windows(broker)
+    with broker._writer.paused():
+        p._next_seq[broker._partition(TP("t", 0))] = 1
+        replay = p.send("t", b"1", partition=0)
+    with pytest.raises(OutOfOrderSequenceNumberError, match="starts at sequence 1"):
+        replay.get(10)
+    assert len([r for r in broker.messages("t") if r.partition == 0]) == 8
+    broker._check()
+
+
+def test_windows_of_idle_producers_expire(broker):
+    broker.create_topic("t")
+    idle = broker.producer(enable_idempotence=True)
+    idle.send("t", b"a").get(10)
+    txns = broker._txns
+    # Nothing is idle for a day yet; with a zero expiry, the idle producer's goes.
+    assert broker._writer.run(lambda txn: None,
+                              lambda _: txns.expire_windows(time.monotonic())) == 0
+    assert _expire_windows(broker) == 1
+    assert idle.send("t", b"b").get(10).offset == 1
+
+
 # -- transactions: basics --------------------------------------------------------------
     broker._check()
 
