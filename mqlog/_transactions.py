@@ -313,11 +313,11 @@ class TransactionCoordinator:
     def record(self, b: Any, plog: PartitionLog, base: int, pending: dict) -> None:
         """Note a written idempotent batch in ``pending`` (inside the transaction)."""
         key = (b.producer_id, plog)
-        window = pending.get(key)
-        if window is None:
-            old = self._windows.get(key)
+        window = pending.get(key)  # this transaction's own (a copy, or rebuilt)
+        if window is None or window.epoch != b.epoch:
+            old = window or self._windows.get(key)
             window = old.copy() if old is not None and old.epoch == b.epoch \
-                else _Window(b.epoch)
+                else _Window(b.epoch)  # a new epoch starts its sequences over
             pending[key] = window
         last = (b.base_sequence + len(b.values) - 1) % SEQ_LIMIT
         window.recent.append((b.base_sequence, last, base))
