@@ -351,6 +351,11 @@ class FutureBatchMetadata(_FutureBase):
 
     def get(self, timeout: float | None = None) -> BatchMetadata:
         """Wait until every record is written; see :meth:`FutureRecordMetadata.get`."""
+        if not self._event.is_set() and self._batches and \
+                threading.current_thread() is self._batches[0].producer._writer.thread:
+            raise KafkaTimeoutError(
+                "get() was called inside a producer callback for a send_batch not yet "
+                "written: that would wait forever; use add_callback instead")
         if not self._event.wait(timeout):
             raise KafkaTimeoutError(
                 f"send_batch to {self._topic!r} not written within {timeout} s")

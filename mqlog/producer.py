@@ -891,14 +891,16 @@ class Producer:
                 transaction stays open: call again or abort).
             DiskFullError: the transaction committed (readers see it, its offsets are
                 stored) but flushing it to disk failed: do not abort or redo it.
+            IllegalStateError: called inside a producer callback with records unwritten
+                (the transaction stays open).
         """
         with self._txn_lock:
             self._txn_require("commit_transaction", "in_transaction")
             self._send_refused = "a transaction is being committed: wait for it"
             self._txn_state = "committing"
             try:
-                self._flush(timeout)
-            except KafkaTimeoutError:
+                self._flush(timeout, "commit_transaction")
+            except (KafkaTimeoutError, IllegalStateError):
                 self._txn_state = "in_transaction"
                 self._send_refused = None
                 raise
@@ -949,8 +951,8 @@ class Producer:
             self._send_refused = "the transaction is being aborted"
             self._txn_state = "aborting"
             try:  # its records are written first, so the markers follow all of them
-                self._flush(timeout)
-            except KafkaTimeoutError:
+                self._flush(timeout, "abort_transaction")
+            except (KafkaTimeoutError, IllegalStateError):
                 self._txn_state = "abortable_error"
                 raise
             try:
@@ -982,15 +984,19 @@ class Producer:
         Raises:
             KafkaTimeoutError: not all written within ``timeout`` seconds.
             ClosedError: the producer or broker was closed.
+            IllegalStateError: called inside a producer callback (callbacks run on the
+                writer thread, which would wait for itself).
         """
         if self._closed:
             raise ClosedError(self._closed)
         self._flush(timeout)
 
-    def _flush(self, timeout: float | None) -> None:
+    def _flush(self, timeout: float | None, what: str = "flush") -> None:
         with self._lock:
             self._seal_open()
             pending = list(self._incomplete)
+        if pending:
+            self._refuse_wait_in_callback(what)
         self._writer.wake()
         deadline = None if timeout is None else _monotonic() + timeout
         for b in pending:
@@ -998,6 +1004,19 @@ class Producer:
             if not b.event.wait(remaining):
                 raise KafkaTimeoutError(
                     f"flush did not complete within {timeout} s; records remain queued")
+
+    def _refuse_wait_in_callback(self, what: str) -> None:
+        """Raise if called on the writer thread, which runs producer callbacks: a wait
+        for writes there would wait for itself.
+
+        Raises:
+            IllegalStateError: called inside a producer callback.
+        """
+        if threading.current_thread() is self._writer.thread:
+            raise IllegalStateError(
+                f"{what}() was called inside a producer callback, which runs on the "
+                "broker's writer thread: it would wait for its own writes forever; call "
+                f"{what}() from another thread (hand the work over with a queue)")
 
     def close(self, timeout: float | None = None) -> None:
         """Flush (waiting up to ``timeout`` seconds) and release the producer. Idempotent.
@@ -1007,10 +1026,15 @@ class Producer:
 
         Raises:
             KafkaTimeoutError: queued records were not written within ``timeout``.
+            IllegalStateError: called inside a producer callback with records still
+                unwritten (the producer stays open).
         """
         with self._lock:
             if self._closed:
                 return
+            unwritten = bool(self._incomplete)
+        if unwritten:  # before anything is closed: the producer stays usable
+            self._refuse_wait_in_callback("close")
         if self._txn_state in ("in_transaction", "abortable_error") and \
                 not self._broker.closed:
             try:  # a transaction left open would hold back read_committed consumers

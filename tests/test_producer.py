@@ -11,6 +11,7 @@ from mqlog import TopicPartition
 from mqlog.errors import (
     ClosedError,
     DiskFullError,
+    IllegalStateError,
     InvalidConfigError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
@@ -428,6 +429,45 @@ def test_get_without_timeout_inside_callback_raises(broker):
     p.flush(10)
     p.send("t", b"after").get(10)  # the writer is still alive
     assert outcome and "inside a producer callback" in outcome[0]
+
+
+def test_waiting_calls_inside_a_callback_raise_instead_of_hanging(broker):
+    """Callbacks run on the writer thread: flush(), close(), a send_batch future's get()
+    and commit_transaction() there would wait for that thread forever (no timeout)."""
+    p = broker.producer()
+    txp = broker.producer(transactional_id="cb")
+    txp.init_transactions()
+    txp.begin_transaction()
+    outcome: dict[str, str] = {}
+    done = threading.Event()
+
+    def attempt(name, call):
+        try:
+            call()
+            outcome[name] = "returned"
+        except (IllegalStateError, KafkaTimeoutError) as exc:
+            outcome[name] = str(exc)
+
+    def callback(md):
+        p.send("t", b"inner")
+        attempt("flush", p.flush)
+        attempt("close", p.close)
+        attempt("batch", p.send_batch("t", [b"a", b"b"]).get)
+        txp.send("t", b"in txn")
+        attempt("commit", txp.commit_transaction)
+        done.set()
+
+    p.send("t", b"outer").add_callback(callback)
+    assert done.wait(30), "a call inside the callback hung"
+    assert set(outcome) == {"flush", "close", "batch", "commit"}
+    for name, text in outcome.items():
+        assert "inside a producer callback" in text, (name, text)
+    # Nothing was closed or spoiled: the producers carry on from outside the callback.
+    p.send("t", b"after").get(10)
+    p.flush(10)
+    txp.commit_transaction()
+    assert sorted(r.value for r in broker.messages("t")) == [
+        b"a", b"after", b"b", b"in txn", b"inner", b"outer"]
 
 
 def test_close_timeout_fails_unwritten_records(broker):
