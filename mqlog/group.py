@@ -35,8 +35,10 @@ takes the slot over without a rebalance.
 
 Thread-safety: :class:`GroupCoordinator` is thread-safe. ``_lock`` (an RLock, because
 a consumer's finaliser may run during a garbage collection inside a coordinator call)
-guards every group; it is a leaf lock: never held while calling user code (listeners),
-waiting, or writing to the store.
+guards every group; it is never held while calling user code (listeners), waiting, or
+writing to the store. ``_round_cond`` (round changes, for waiters such as the wire
+server's held JoinGroups) comes after it: taken inside ``_lock`` to notify, never the
+other way round, and waited on without ``_lock``.
 """
 
 from __future__ import annotations
@@ -193,6 +195,11 @@ class GroupCoordinator:
         # (which may run inside any lock during a garbage collection, so it only
         # appends here) and removed at the next coordinator call.
         self._collected: collections.deque[tuple[str, Member]] = collections.deque()
+        # Guards _round_seqs; notified when a group's round, generation or membership
+        # changes. Waiting for a round here, rather than on the broker's data
+        # condition (which every append notifies), wakes a waiter only for its cause.
+        self._round_cond = threading.Condition(threading.Lock())
+        self._round_seqs: dict[str, int] = {}  # group id -> changes so far
 
     # -- helpers (lock held) ------------------------------------------------------
 
@@ -221,7 +228,15 @@ class GroupCoordinator:
         g.state = GroupState.PREPARING_REBALANCE if g.members else GroupState.EMPTY
         if g.members:
             g.protocol = self._choose_protocol(g)
+        self._round_changed(g.group_id)
         self._broker._notify_data()  # wake members blocked in poll()
+
+    def _round_changed(self, group_id: str, forget: bool = False) -> None:
+        with self._round_cond:
+            self._round_seqs[group_id] = self._round_seqs.get(group_id, 0) + 1
+            if forget:
+                del self._round_seqs[group_id]  # the group is gone: waiters see 0
+            self._round_cond.notify_all()
 
     @staticmethod
     def _choose_protocol(g: _Group) -> Assignor:
@@ -281,6 +296,7 @@ class GroupCoordinator:
         g.target = {k: sorted(v) for k, v in target.items()}
         g.generation += 1
         g.state = GroupState.STABLE
+        self._round_changed(g.group_id)
         self._broker._notify_data()
 
     def collected(self, group_id: str, member: Member) -> None:
@@ -457,6 +473,40 @@ class GroupCoordinator:
                        else (m.last_poll + m.max_poll_interval)
                        for m in g.members.values())
 
+    # -- waiting for rounds ------------------------------------------------------
+
+    def round_seq(self, group_id: str) -> int:
+        """A number that changes whenever ``group_id``'s round, generation or
+        membership changes. Read it before looking at the group, then pass it to
+        :meth:`wait_round_change` so a change in between is not missed."""
+        with self._round_cond:
+            return self._round_seqs.get(group_id, 0)
+
+    def wait_round_change(self, group_id: str, seq: int, timeout: float,
+                          stop: Callable[[], bool] | None = None) -> bool:
+        """Wait until ``round_seq(group_id)`` differs from ``seq``, ``stop()`` is true
+        (checked when woken: see :meth:`wake_waiters`) or ``timeout`` seconds pass.
+        Never call it holding a coordinator or broker lock.
+
+        Returns:
+            Whether the group changed.
+
+        Cost: woken only by changes of groups (any group: the predicate filters),
+        never by appends.
+        """
+        def done() -> bool:
+            return self._round_seqs.get(group_id, 0) != seq or \
+                (stop is not None and stop())
+
+        with self._round_cond:
+            self._round_cond.wait_for(done, timeout)
+            return self._round_seqs.get(group_id, 0) != seq
+
+    def wake_waiters(self) -> None:
+        """Wake every :meth:`wait_round_change` so it checks its ``stop`` (shutdown)."""
+        with self._round_cond:
+            self._round_cond.notify_all()
+
     # -- fencing -------------------------------------------------------------------
 
     def evict(self, group_id: str, member_id: str | None = None,
@@ -530,6 +580,7 @@ class GroupCoordinator:
             if g is not None:
                 g.state = GroupState.DEAD
                 del self._groups[group_id]
+                self._round_changed(group_id, forget=True)
             return True
 
     # -- views ---------------------------------------------------------------------

@@ -191,7 +191,7 @@ def api_versions_request(version=3):
 def wire_batch(values, producer_id=-1, epoch=-1, base_sequence=-1, timestamp=1000):
     """Kafka RecordBatch v2 bytes for ``values`` (built from mqlog's own codec)."""
     from mqlog import batch as mbatch
-    from mqlog.server._records import encode_stored
+    from mqlog.server._encoder import encode_stored
 
     body = mbatch.encode(values, None, timestamp, producer_id=producer_id,
                          producer_epoch=epoch, base_sequence=base_sequence)
@@ -398,6 +398,59 @@ def test_init_producer_id_never_hands_out_a_named_id(served):
     assert [r.value for r in broker.messages("pids")] == [b"stale"] * 3 + [b"fresh"]
 
 
+def init_transactional_id(raw, name, timeout_s=60.0):
+    import datetime
+
+    from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
+
+    return raw.call(InitProducerIdRequest(
+        transactional_id=name, transaction_timeout=datetime.timedelta(seconds=timeout_s),
+        producer_id=-1, producer_epoch=-1))
+
+
+def test_transactional_ids_idle_past_the_expiration_are_forgotten(served):
+    from kio.schema.add_offsets_to_txn.v3.request import AddOffsetsToTxnRequest
+
+    _, handle = served
+    day = 24 * 3600.0
+    now = [0.0]
+    registry = handle._server.transactions()
+    registry.clock = lambda: now[0]  # the registry's clock seam: time moves by days
+    raw = Raw(handle.address)
+    try:
+        for i in range(5):
+            assert init_transactional_id(raw, f"idle-{i}").error_code == ErrorCode.none
+        kept = init_transactional_id(raw, "kept")
+        assert len(registry) == 6
+        now[0] = 6 * day  # "kept" is used again; the others are not
+        used = raw.call(AddOffsetsToTxnRequest(
+            transactional_id="kept", producer_id=kept.producer_id,
+            producer_epoch=kept.producer_epoch, group_id="g"))
+        assert used.error_code == ErrorCode.none
+        now[0] = 7 * day + 1  # past the default 7 days for the idle ones only
+        assert init_transactional_id(raw, "new").error_code == ErrorCode.none
+        assert len(registry) == 2 and registry.get("idle-0") is None
+        assert registry.get("kept") is not None
+        # A forgotten id starts afresh, as any id does, with InitProducerId.
+        again = init_transactional_id(raw, "idle-0")
+        assert again.error_code == ErrorCode.none and len(registry) == 3
+    finally:
+        raw.close()
+
+
+def test_transaction_timeouts_above_fifteen_minutes_are_refused(served):
+    # Kafka's transaction.max.timeout.ms: an abandoned transaction must not hold
+    # read_committed consumers back for longer (the client may ask for 24 days).
+    _, handle = served
+    raw = Raw(handle.address)
+    try:
+        assert init_transactional_id(raw, "long", 15 * 60 + 1).error_code == \
+            ErrorCode.invalid_transaction_timeout
+        assert init_transactional_id(raw, "long", 15 * 60).error_code == ErrorCode.none
+    finally:
+        raw.close()
+
+
 def test_acks_zero_gets_no_answer_but_is_written(served):
     broker, handle = served
     broker.create_topic("a0")
@@ -585,6 +638,77 @@ def test_list_offsets_earliest_latest_and_by_time(served):
     ck.close()
 
 
+def list_offsets_v8(raw, topic, timestamp, isolation_level=0):
+    """(offset, timestamp) answered by ListOffsets v8 for partition 0."""
+    from kio.schema.list_offsets.v8 import request as lo
+
+    response = raw.call(lo.ListOffsetsRequest(
+        replica_id=-1, isolation_level=isolation_level, topics=(lo.ListOffsetsTopic(
+            name=topic, partitions=(lo.ListOffsetsPartition(
+                partition_index=0, current_leader_epoch=-1, timestamp=timestamp),)),)))
+    part = response.topics[0].partitions[0]
+    assert part.error_code == ErrorCode.none
+    return part.offset, part.timestamp
+
+
+def test_list_offsets_max_timestamp_reads_one_batch(served, monkeypatch):
+    """ListOffsets -3 answers the first record with the largest timestamp, with
+    timestamps out of order within and across batches, decoding one batch (the time
+    index names it), not the partition."""
+    from mqlog import batch as mbatch
+
+    broker, handle = served
+    broker.create_topic("mx")
+    batches = [[5000, 9000, 1000], [2000, 12000, 3000, 12000], [7000, 11000],
+               [12000, 100]] + [[500 + i] for i in range(30)]
+    with broker.producer() as p:
+        for stamps in batches:
+            for ts in stamps:
+                p.send("mx", b"v", timestamp_ms=ts)
+            p.flush()  # one stored batch each
+    decoded = []
+    real_decode = mbatch.decode
+    monkeypatch.setattr(mbatch, "decode", lambda raw, *a, **k: decoded.append(1) or
+                        real_decode(raw, *a, **k))
+    raw = Raw(handle.address)
+    try:
+        assert list_offsets_v8(raw, "mx", -3) == (4, 12000)  # not offset 6 or 9
+        assert len(decoded) == 1
+        # DeleteRecords cuts the batch holding offset 4: the index entry is stale, and
+        # the batch that straddles the new log start counts only its kept records.
+        broker.delete_records(TopicPartition("mx", 0), 5)
+        decoded.clear()
+        assert list_offsets_v8(raw, "mx", -3) == (6, 12000)
+        assert len(decoded) <= 3  # the stale candidate, the straddling one, the winner
+        broker.delete_records(TopicPartition("mx", 0), 7)
+        assert list_offsets_v8(raw, "mx", -3) == (9, 12000)
+        broker.delete_records(TopicPartition("mx", 0), 10)
+        assert list_offsets_v8(raw, "mx", -3) == (40, 529)  # the largest of the tail
+    finally:
+        raw.close()
+
+
+def test_list_offsets_max_timestamp_respects_read_committed(served):
+    broker, handle = served
+    broker.create_topic("mxt")
+    with broker.producer() as plain:
+        plain.send("mxt", b"old", timestamp_ms=1000).get(TIMEOUT)
+    p = broker.producer(transactional_id="mx-1")
+    p.init_transactions()
+    p.begin_transaction()
+    p.send("mxt", b"open", timestamp_ms=5000)
+    p.flush()
+    raw = Raw(handle.address)
+    try:
+        assert list_offsets_v8(raw, "mxt", -3) == (1, 5000)
+        # Beyond the last stable offset: not visible to read_committed (as by time).
+        assert list_offsets_v8(raw, "mxt", -3, isolation_level=1) == (-1, -1)
+    finally:
+        raw.close()
+        p.abort_transaction()
+        p.close()
+
+
 def test_fetch_max_bytes_bounds_the_whole_response(served):
     # KIP-74: only the first batch of the first non-empty partition may exceed the
     # request's max_bytes; the other partitions answer with no records, not with one
@@ -752,6 +876,24 @@ def test_kafka_python_admin(served):
         admin.close()
 
 
+def test_describe_configs_reports_the_servers_limits():
+    broker = mqlog.open()
+    handle = broker.serve(port=0, queued_max_request_bytes=5 << 20, idle_timeout_s=42,
+                          max_connections=7, transactional_id_expiration_s=3600)
+    admin = AdminClient(ck_config(handle))
+    try:
+        [future] = admin.describe_configs([CConfigResource("broker", "0")]).values()
+        got = {k: v.value for k, v in future.result(TIMEOUT).items()}
+        assert got["queued.max.request.bytes"] == str(5 << 20)
+        assert got["connections.max.idle.ms"] == "42000"
+        assert got["max.connections"] == "7"
+        assert got["transactional.id.expiration.ms"] == "3600000"
+        assert got["transaction.max.timeout.ms"] == "900000"
+    finally:
+        handle.close()
+        broker.close()
+
+
 def test_confluent_admin(served):
     broker, handle = served
     admin = AdminClient(ck_config(handle))
@@ -843,6 +985,29 @@ def test_metadata_auto_creates_topics_when_asked(served):
     raw.close()
 
 
+def test_metadata_answers_odd_names_and_unknown_ids_per_topic(served):
+    import uuid
+
+    from kio.schema.metadata.v12 import request as mr
+
+    broker, handle = served
+    broker.create_topic("fine")
+    raw = Raw(handle.address)
+    try:
+        stranger = uuid.UUID(int=77)
+        answer = raw.call(mr.MetadataRequest(topics=(
+            mr.MetadataRequestTopic(topic_id=None, name="\0odd"),
+            mr.MetadataRequestTopic(topic_id=stranger, name=None),
+            mr.MetadataRequestTopic(topic_id=None, name="fine")),
+            allow_auto_topic_creation=True, include_topic_authorized_operations=False))
+        assert [(t.name, t.error_code) for t in answer.topics] == [
+            ("\0odd", ErrorCode.invalid_topic_exception),
+            (None, ErrorCode.unknown_topic_id), ("fine", ErrorCode.none)]
+        assert answer.topics[1].topic_id == stranger
+    finally:
+        raw.close()
+
+
 def test_metadata_auto_create_follows_broker_setting():
     broker = mqlog.open(auto_create_topics=False)
     handle = broker.serve(port=0)
@@ -926,7 +1091,9 @@ def test_broker_close_stops_its_server():
 
 def test_cli_serve_stops_cleanly_on_sigterm(data_dir):
     child = subprocess.Popen(
-        [sys.executable, "-m", "mqlog", "serve", "--data", data_dir, "--port", "0"],
+        [sys.executable, "-m", "mqlog", "serve", "--data", data_dir, "--port", "0",
+         "--max-connections", "5", "--idle-timeout-s", "30",
+         "--queued-max-request-bytes", "2000000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
     timer = threading.Timer(TIMEOUT * 2, child.kill)
     timer.start()
@@ -937,6 +1104,17 @@ def test_cli_serve_stops_cleanly_on_sigterm(data_dir):
         with KafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
                            acks="all") as producer:
             producer.send("cli", b"over the wire").get(TIMEOUT)
+        from kio.schema.describe_configs.v4 import request as dc
+
+        host, port = bootstrap.rsplit(":", 1)
+        raw = Raw((host, int(port)))
+        answer = raw.call(dc.DescribeConfigsRequest(resources=(dc.DescribeConfigsResource(
+            resource_type=4, resource_name="0", configuration_keys=None),),
+            include_synonyms=False, include_documentation=False))
+        raw.close()
+        got = {c.name: c.value for c in answer.results[0].configs}
+        assert (got["max.connections"], got["connections.max.idle.ms"],
+                got["queued.max.request.bytes"]) == ("5", "30000", "2000000")
         child.send_signal(signal.SIGTERM)
         rest, err = child.communicate(timeout=TIMEOUT)
     finally:

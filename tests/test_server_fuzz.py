@@ -332,3 +332,148 @@ def test_every_request_schema_answers_or_closes(served):
     assert answered > 200
     assert raw.call(api_versions_request(3)).error_code == ErrorCode.none
     raw.close()
+
+
+# -- limits: request memory, idle connections, connection count -----------------------------
+
+def padded(frame: bytes, size: int) -> bytes:
+    """``frame`` grown to a ``size``-byte request: zeros after the body, which the server
+    ignores (as Kafka does: trailing bytes come from newer clients' fields)."""
+    body = frame[4:] + bytes(size - (len(frame) - 4))
+    return struct.pack(">i", len(body)) + body
+
+
+def long_poll(topic: str, max_wait_s: float = 30.0):
+    from kio.schema.fetch.v11 import request as fr
+
+    return fr.FetchRequest(
+        replica_id=-1, max_wait=datetime.timedelta(seconds=max_wait_s), min_bytes=1,
+        max_bytes=1 << 16, isolation_level=0, session_id=0, session_epoch=-1,
+        topics=(fr.FetchTopic(topic=topic, partitions=(fr.FetchPartition(
+            partition=0, current_leader_epoch=-1, fetch_offset=0, log_start_offset=-1,
+            partition_max_bytes=1 << 16),)),),
+        forgotten_topics_data=(), rack_id="")
+
+
+def test_request_memory_is_bounded_across_connections_and_nothing_is_dropped():
+    """With ``queued_max_request_bytes`` used up by requests in progress, the next
+    connection's request waits unread (back-pressure) until they are answered, then is
+    served intact; one request larger than the whole budget is refused."""
+    from kio.schema.fetch.v11.response import FetchResponse
+
+    broker = mqlog.open()
+    handle = broker.serve(port=0, queued_max_request_bytes=64 * 1024,
+                          max_request_bytes=1 << 20)
+    server = handle._server
+    raws = []
+    try:
+        broker.create_topic("mem")
+        for _ in range(2):  # two 30 KiB long polls hold 60 KiB of the 64 KiB
+            raws.append(Raw(handle.address))
+            raws[-1].send(padded(raws[-1].frame(long_poll("mem"), correlation=5),
+                                 30 * 1024))
+        assert server.wait_in_flight(2, 10)
+        assert server.memory.used == 60 * 1024
+        late = Raw(handle.address)
+        raws.append(late)
+        late.send(padded(late.frame(produce_request("mem", wire_batch([b"late"])),
+                                    correlation=6), 30 * 1024))
+        assert server.memory.wait_for_waiters(1, 10)  # read up to its size, no further
+        assert broker.messages("mem") == [] and server.memory.used == 60 * 1024
+        with broker.producer() as producer:  # answers the long polls: memory comes back
+            producer.send("mem", b"wake").get(10)
+        for raw in raws[:2]:
+            cid, answer = raw.parse(raw.recv(), 1, 11)
+            assert cid == 5 and answer.error_code == ErrorCode.none
+            assert isinstance(answer, FetchResponse)
+            assert answer.responses[0].partitions[0].records  # the woken poll's record
+        cid, answer = late.parse(late.recv(), 0, 9)
+        part = answer.responses[0].partition_responses[0]
+        assert (cid, part.error_code, part.base_offset) == (6, ErrorCode.none, 1)
+        assert [r.value for r in broker.messages("mem")] == [b"wake", b"late"]
+        assert server.wait_in_flight(0, 10) and server.memory.used == 0
+        # Alone larger than the budget (though within max_request_bytes): refused.
+        big = Raw(handle.address)
+        raws.append(big)
+        big.send(padded(big.frame(api_versions_request(3)), 100 * 1024))
+        assert big.recv() == b""
+        assert late.call(api_versions_request(3)).error_code == ErrorCode.none
+        assert server.memory.used == 0
+    finally:
+        for raw in raws:
+            raw.close()
+        handle.close()
+        broker.close()
+
+
+def test_idle_and_trickling_connections_are_closed():
+    """``idle_timeout_s`` counts from the last complete request: a silent connection
+    and one that trickles a frame a byte at a time (never silent for long) are both
+    closed; one that keeps completing requests is not."""
+    import select
+
+    broker = mqlog.open()
+    handle = broker.serve(port=0, idle_timeout_s=0.5)
+    silent = socket.create_connection(handle.address, timeout=10)
+    trickler = socket.create_connection(handle.address, timeout=10)
+    healthy = Raw(handle.address, timeout=10)
+    try:
+        trickler.sendall(struct.pack(">i", 200))
+        sent, closed = 0, False
+        deadline = time.monotonic() + 10  # a watchdog; the server closes it after 0.5 s
+        while sent < 200 and time.monotonic() < deadline:
+            # Wait for the close (readable at end of stream); the timeout paces bytes.
+            readable, _, _ = select.select([trickler], [], [], 0.02)
+            if readable:
+                try:
+                    closed = trickler.recv(1) == b""
+                except ConnectionResetError:
+                    closed = True
+                break
+            try:
+                trickler.send(b"\0")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sent += 1
+            if sent % 10 == 0:  # the healthy client completes a request now and then
+                assert healthy.call(api_versions_request(3)).error_code == ErrorCode.none
+        assert closed and sent < 200, f"trickled {sent} bytes without being closed"
+        assert silent.recv(1) == b""  # closed by the server, not the 10 s timeout
+        assert healthy.call(api_versions_request(3)).error_code == ErrorCode.none
+    finally:
+        for s in (silent, trickler):
+            s.close()
+        healthy.close()
+        handle.close()
+        broker.close()
+
+
+def test_connections_beyond_max_connections_are_refused(caplog):
+    broker = mqlog.open()
+    handle = broker.serve(port=0, max_connections=2)
+    server = handle._server
+    raws = []
+    try:
+        for _ in range(2):
+            raws.append(Raw(handle.address))
+            assert raws[-1].call(api_versions_request(3)).error_code == ErrorCode.none
+        with caplog.at_level("WARNING", logger="mqlog.server"):
+            extra = socket.create_connection(handle.address, timeout=10)
+            try:
+                assert extra.recv(1) == b""  # closed at once, unanswered
+            except ConnectionResetError:
+                pass
+            finally:
+                extra.close()
+        assert "refusing connection" in caplog.text and "max_connections" in caplog.text
+        assert server.connection_count() == 2
+        raws.pop().close()  # a slot frees up
+        assert server.wait_connections(1, 10)
+        raws.append(Raw(handle.address))
+        assert raws[-1].call(api_versions_request(3)).error_code == ErrorCode.none
+    finally:
+        for raw in raws:
+            raw.close()
+        handle.close()
+        broker.close()

@@ -825,6 +825,9 @@ def test_offset_fetch_find_coordinator_describe_and_list_every_version(broker, s
                                                        types_filter=()).items()
                               if k in cls.__dataclass_fields__}))
             assert [g.group_id for g in r.groups] == ["seen"], f"ListGroups v{v}"
+            # Only offsets, never members: no protocol type (a "simple" group), as in
+            # DescribeGroups.
+            assert [g.protocol_type for g in r.groups] == [""], f"ListGroups v{v}"
         r = w.call(request(16, 4, states_filter=("Stable",)))
         assert r.groups == ()
     finally:
@@ -985,4 +988,278 @@ def test_shutdown_releases_a_held_join(broker, server):
         assert box["r"].error_code == ErrorCode.coordinator_not_available
     finally:
         native.close()
+        w.close()
+
+
+# -- bounded holds -------------------------------------------------------------------------
+
+def join_with(wire: Wire, group: str, rebalance: timedelta, member_id: str = "",
+              session: timedelta = timedelta(seconds=10)):
+    cls = load_request_schema(11, 5)
+    return wire.call(cls(
+        group_id=group, session_timeout=session, rebalance_timeout=rebalance,
+        member_id=member_id, group_instance_id=None, protocol_type="consumer",
+        protocols=(element(cls, "protocols")(name="range", metadata=subscription("t")),)))
+
+
+def test_a_held_join_is_answered_within_the_servers_bound(broker):
+    """A client asking for a day-long rebalance timeout is held at most the server's
+    ``max_rebalance_timeout_s``: answered REBALANCE_IN_PROGRESS, it rejoins, and the
+    rejoin completes once the other member does."""
+    broker.create_topic("t", 2)
+    handle = broker.serve(port=0, max_rebalance_timeout_s=0.5)
+    native = broker.consumer("t", group_id="cap")
+    native.poll(timeout_ms=10)  # joined and synced; it does not poll again for now
+    w = Wire(handle.bootstrap_servers)
+    w.sock.settimeout(10)  # a watchdog far below the day asked for
+    try:
+        held = join_with(w, "cap", rebalance=timedelta(days=1))
+        assert held.error_code == ErrorCode.rebalance_in_progress
+        # The answer could not tell the newcomer its id: it is not left in the group
+        # as a member nobody speaks for.
+        members = broker.admin().describe_consumer_groups(["cap"])["cap"].members
+        assert [m.client_id for m in members] != ["wire-test"] and len(members) == 1
+        box: dict = {}
+        t = threading.Thread(target=lambda: box.setdefault(
+            "r", join_with(w, "cap", rebalance=timedelta(days=1))), daemon=True)
+        t.start()  # it rejoins; this time the native member rejoins too
+        wait_until(lambda: native.poll(timeout_ms=50) is not None and "r" in box,
+                   "the rejoin to complete once the native member polls", timeout=10)
+        t.join(10)
+        assert box["r"].error_code == ErrorCode.none
+        synced = sync(w, "cap", box["r"].member_id, box["r"].generation_id)
+        assert len(decode_assignment(synced.assignment)) == 1
+    finally:
+        native.close()
+        w.close()
+        handle.close()
+
+
+def test_a_client_that_vanishes_while_held_does_not_stall_the_group(broker, server):
+    """A dynamic member whose client closes the connection during a held JoinGroup is
+    removed at once (not kept alive by its own held request until its 60 s rebalance
+    timeout), so the round completes without it and it is assigned nothing."""
+    broker.create_topic("t", 2)
+    native = broker.consumer("t", group_id="gone-held")
+    native.poll(timeout_ms=10)
+    w = Wire(server.bootstrap_servers)
+    try:
+        cls = load_request_schema(11, 5)
+        frame = io.BytesIO()
+        entity_writer(RequestHeaderV1)(frame, RequestHeaderV1(
+            request_api_key=11, request_api_version=5, correlation_id=1,
+            client_id="vanishing"))
+        entity_writer(cls)(frame, cls(
+            group_id="gone-held", session_timeout=timedelta(seconds=60),
+            rebalance_timeout=timedelta(seconds=60), member_id="",
+            group_instance_id=None, protocol_type="consumer",
+            protocols=(element(cls, "protocols")(name="range",
+                                                  metadata=subscription("t")),)))
+        w.sock.sendall(struct.pack(">i", len(frame.getvalue())) + frame.getvalue())
+
+        def members() -> int:
+            return len(broker.admin().describe_consumer_groups(["gone-held"])[
+                "gone-held"].members)
+
+        wait_until(lambda: members() == 2, "the wire member to be held", timeout=10)
+        w.close()  # the client goes away with its JoinGroup unanswered
+        wait_until(lambda: members() == 1, "the vanished member to be removed",
+                   timeout=10)
+        wait_until(lambda: native.poll(timeout_ms=50) is not None
+                   and len(native.assignment()) == 2,
+                   "the native member to own both partitions", timeout=10)
+    finally:
+        native.close()
+        w.close()
+
+
+def test_a_held_join_is_not_woken_by_appends(broker, server, monkeypatch):
+    """Held JoinGroups wait on the coordinator's round condition: appends to the store
+    (which wake long polls) do not make them spin through their checks."""
+    broker.create_topic("t", 1)
+    native = broker.consumer("t", group_id="quiet")
+    native.poll(timeout_ms=10)
+    coord = broker._coordinator
+    checks = []
+    real_heartbeat = coord.heartbeat
+    monkeypatch.setattr(coord, "heartbeat", lambda gid, member: (
+        checks.append(gid), real_heartbeat(gid, member))[1])
+    w = Wire(server.bootstrap_servers)
+    box: dict = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", join(w, "quiet")),
+                         daemon=True)
+    try:
+        t.start()
+        wait_until(lambda: len(broker.admin().describe_consumer_groups(["quiet"])[
+            "quiet"].members) == 2, "the wire member to be held", timeout=10)
+        before = len(checks)
+        with broker.producer() as producer:
+            for i in range(100):
+                producer.send("t", b"%d" % i)
+                producer.flush()  # one commit (and one data notification) each
+        woken = len(checks) - before
+        assert woken < 20, f"the held JoinGroup woke {woken} times for 100 appends"
+        native.poll(timeout_ms=100)  # the native member rejoins: the round completes
+        t.join(10)
+        assert box["r"].error_code == ErrorCode.none
+    finally:
+        native.close()
+        w.close()
+
+
+def test_round_changes_are_signalled_by_the_coordinators_condition(broker):
+    coord = broker._coordinator
+    broker.create_topic("t", 1)
+    seq = coord.round_seq("sig")
+    assert not coord.wait_round_change("sig", seq, 0.01)  # nothing happened
+    consumer = broker.consumer("t", group_id="sig")
+    consumer.poll(timeout_ms=10)  # join (a round) and complete (a generation)
+    assert coord.wait_round_change("sig", seq, 0.01)
+    seq = coord.round_seq("sig")
+    with broker.producer() as producer:
+        producer.send("t", b"x").get(10)
+    assert not coord.wait_round_change("sig", seq, 0.01)  # an append is no round
+    stop = threading.Event()
+    stop.set()
+    assert not coord.wait_round_change("sig", seq, 10, stop=stop.is_set)  # no hang
+    consumer.close()  # a leave: a new round
+    assert coord.wait_round_change("sig", seq, 0.01)
+    seq = coord.round_seq("sig")
+    broker.delete_group("sig")
+    assert coord.wait_round_change("sig", seq, 0.01)
+
+
+# -- OffsetDelete, and offsets by topic id ---------------------------------------------
+
+def test_offset_delete_with_kafka_python_admin(broker, server):
+    import kafka.errors as kerrors
+    from kafka.admin import KafkaAdminClient
+
+    broker.create_topic("a", 2)
+    broker.create_topic("b", 1)
+    broker.commit_offsets("od", {TopicPartition("a", 0): 3, TopicPartition("a", 1): 4,
+                                 TopicPartition("b", 0): 5})
+    broker.commit_offsets("busy", {TopicPartition("a", 0): 1, TopicPartition("b", 0): 2})
+    member = broker.consumer("a", group_id="busy")  # "busy" subscribes to topic a
+    member.poll(timeout_ms=10)
+    admin = KafkaAdminClient(bootstrap_servers=server.bootstrap_servers,
+                             request_timeout_ms=10_000)
+    try:
+        result = admin.delete_group_offsets("od", [
+            kafka.TopicPartition("a", 0), kafka.TopicPartition("b", 0),
+            kafka.TopicPartition("nope", 0)])
+        assert result == {kafka.TopicPartition("a", 0): kerrors.NoError,
+                          kafka.TopicPartition("b", 0): kerrors.NoError,
+                          kafka.TopicPartition("nope", 0):
+                          kerrors.UnknownTopicOrPartitionError}
+        assert broker.group_offsets("od") == {TopicPartition("a", 1): (4, "", -1)}
+        # An active group keeps the offsets of the topics its members consume.
+        result = admin.delete_group_offsets("busy", [kafka.TopicPartition("a", 0),
+                                                     kafka.TopicPartition("b", 0)])
+        assert result == {kafka.TopicPartition("a", 0): kerrors.GroupSubscribedToTopicError,
+                          kafka.TopicPartition("b", 0): kerrors.NoError}
+        assert set(broker.group_offsets("busy")) == {TopicPartition("a", 0)}
+        with pytest.raises(kerrors.GroupIdNotFoundError):
+            admin.delete_group_offsets("no-such-group", [kafka.TopicPartition("a", 0)])
+        # What is left is what the client lists.
+        assert admin.list_group_offsets("od") == {"od": {
+            kafka.TopicPartition("a", 1): kafka.OffsetAndMetadata(4, "", -1)}}
+    finally:
+        admin.close()
+        member.close()
+
+
+def topic_ids(wire: Wire, *names: str) -> dict:
+    """Topic name -> topic id, as a client learns them (Metadata v12)."""
+    cls = load_request_schema(3, 12)
+    Topic = element(cls, "topics")
+    answer = wire.call(cls(topics=tuple(Topic(topic_id=None, name=n) for n in names),
+                           allow_auto_topic_creation=False,
+                           include_topic_authorized_operations=False))
+    return {t.name: t.topic_id for t in answer.topics}
+
+
+def test_offset_commit_and_fetch_v10_name_topics_by_id(broker, server):
+    import uuid
+
+    broker.create_topic("t", 2)
+    w = Wire(server.bootstrap_servers)
+    try:
+        tid = topic_ids(w, "t")["t"]
+        stranger = uuid.UUID(int=12345)
+        joined = join(w, "ids")
+        sync(w, "ids", joined.member_id, joined.generation_id)
+        cls = load_request_schema(8, 10)
+        Topic = element(cls, "topics")
+        Partition = element(Topic, "partitions")
+        answer = w.call(cls(
+            group_id="ids", generation_id_or_member_epoch=joined.generation_id,
+            member_id=joined.member_id, group_instance_id=None, topics=(
+                Topic(topic_id=tid, partitions=(Partition(
+                    partition_index=1, committed_offset=8, committed_leader_epoch=-1,
+                    committed_metadata="m"),)),
+                Topic(topic_id=stranger, partitions=(Partition(
+                    partition_index=0, committed_offset=1, committed_leader_epoch=-1,
+                    committed_metadata=None),)))))
+        assert [(t.topic_id, [p.error_code for p in t.partitions])
+                for t in answer.topics] == [(tid, [ErrorCode.none]),
+                                            (stranger, [ErrorCode.unknown_topic_id])]
+        assert broker.committed_offset("ids", TopicPartition("t", 1)).offset == 8
+        cls = load_request_schema(9, 10)
+        Group = element(cls, "groups")
+        Topics = element(Group, "topics")
+        answer = w.call(cls(require_stable=False, groups=(
+            Group(group_id="ids", member_id=None, member_epoch=-1, topics=(
+                Topics(topic_id=tid, partition_indexes=(0, 1)),
+                Topics(topic_id=stranger, partition_indexes=(0,)))),
+            Group(group_id="ids", member_id=None, member_epoch=-1, topics=None))))
+        named, every = answer.groups
+        assert [(t.topic_id, [(p.partition_index, p.committed_offset, p.error_code)
+                              for p in t.partitions]) for t in named.topics] == [
+            (tid, [(0, -1, ErrorCode.none), (1, 8, ErrorCode.none)]),
+            (stranger, [(0, -1, ErrorCode.unknown_topic_id)])]
+        assert [(t.topic_id, [p.committed_offset for p in t.partitions])
+                for t in every.topics] == [(tid, [8])]
+    finally:
+        w.close()
+
+
+def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server):
+    """KIP-447: offsets a transaction staged but has not ended are answered
+    UNSTABLE_OFFSET_COMMIT to a fetch with require_stable (the client retries), and
+    the plain answer to one without; after EndTxn both see the committed offset."""
+    broker.create_topic("t", 2)
+    w = Wire(server.bootstrap_servers)
+    try:
+        init = w.call(request(22, 4, transactional_id="eos", producer_id=-1,
+                              producer_epoch=-1,
+                              transaction_timeout=timedelta(seconds=60)))
+        ids = dict(transactional_id="eos", producer_id=init.producer_id,
+                   producer_epoch=init.producer_epoch)
+        assert w.call(request(25, 3, group_id="eos-g", **ids)).error_code == \
+            ErrorCode.none
+        cls = load_request_schema(28, 3)
+        Topic = element(cls, "topics")
+        Partition = element(Topic, "partitions")
+        staged = w.call(cls(group_id="eos-g", generation_id=-1, member_id="",
+                            group_instance_id=None, topics=(Topic(name="t", partitions=(
+                                Partition(partition_index=0, committed_offset=5,
+                                          committed_leader_epoch=-1,
+                                          committed_metadata=None),)),), **ids))
+        assert staged.topics[0].partitions[0].error_code == ErrorCode.none
+
+        def fetched(stable: bool) -> list:
+            fetch_cls = load_request_schema(9, 7)
+            FTopic = element(fetch_cls, "topics")
+            answer = w.call(fetch_cls(group_id="eos-g", require_stable=stable, topics=(
+                FTopic(name="t", partition_indexes=(0, 1)),)))
+            return [(p.committed_offset, p.error_code)
+                    for t in answer.topics for p in t.partitions]
+
+        assert fetched(True) == [(-1, ErrorCode.unstable_offset_commit),
+                                 (-1, ErrorCode.none)]
+        assert fetched(False) == [(-1, ErrorCode.none), (-1, ErrorCode.none)]
+        assert w.call(request(26, 3, committed=True, **ids)).error_code == ErrorCode.none
+        assert fetched(True) == [(5, ErrorCode.none), (-1, ErrorCode.none)]
+    finally:
         w.close()

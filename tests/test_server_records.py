@@ -1,4 +1,4 @@
-"""mqlog serve's RecordBatch v2 codec (``mqlog/server/_records.py``).
+"""mqlog serve's RecordBatch v2 codec (``mqlog/server/_decoder.py``, ``_encoder.py``).
 
 Checked against kafka-python's record codec (an independent implementation: the one its
 producer writes with and its consumer reads with), the decoder's run-at-a-time path
@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 
 import mqlog
 from mqlog import batch as mbatch
-from mqlog.server import _records
-from mqlog.server._records import RecordError, decode_batches, encode_stored
+from mqlog.server import _decoder
+from mqlog.server._decoder import RecordError, decode_batches
+from mqlog.server._encoder import encode_stored
 
 TIMEOUT = 15.0
 BASE_TS = 1_700_000_000_000
@@ -81,12 +82,12 @@ def expected_columns(records):
 
 def general_loop(data):
     """decode_batches with the runs path switched off: the record-at-a-time loop only."""
-    saved = _records.MIN_RUN
-    _records.MIN_RUN = 1 << 62
+    saved = _decoder.MIN_RUN
+    _decoder.MIN_RUN = 1 << 62
     try:
         return outcome(data)
     finally:
-        _records.MIN_RUN = saved
+        _decoder.MIN_RUN = saved
 
 
 def outcome(data):
@@ -156,9 +157,9 @@ def test_runs_cover_offset_deltas_past_8192(kafka_records):
     records = [(b"k%04d" % (i % 10_000), rng.randbytes(20), BASE_TS + i // 100, [])
                for i in range(9000)]
     data = kafka_python_batch(kafka_records, records)
-    body = data[_records._CRC_FROM:]
+    body = data[_decoder._CRC_FROM:]
     keys, values, stamps = [], [], []
-    pos, done = _records._unpack_runs(body, _records._RECORDS_IN_BODY, len(body), 9000,
+    pos, done = _decoder._unpack_runs(body, _decoder._RECORDS_IN_BODY, len(body), 9000,
                                       BASE_TS, keys, values, stamps)
     assert (pos, done) == (len(body), 9000)
     assert (keys, values, stamps) == expected_columns(records)[:3]
@@ -175,7 +176,7 @@ def test_mutated_records_get_the_same_answer_from_both_paths(
     data = bytearray(kafka_python_batch(
         kafka_records, same_shape_records(rng, n, key_size, 30, ts_step=1)))
     for _ in range(flips):
-        data[rng.randrange(_records.BATCH_HEAD_SIZE, len(data))] = rng.randrange(256)
+        data[rng.randrange(_decoder.BATCH_HEAD_SIZE, len(data))] = rng.randrange(256)
     data = with_crc(data)
     assert general_loop(data) == outcome(data)
 
@@ -337,6 +338,97 @@ def test_confluent_round_trip_of_runs_and_headers(served):
     assert [ts for *_, (_, ts) in got] == [r.timestamp for r in stored]
 
 
+def forge_value(prefix: bytes, target_crc: int, timestamp: int) -> bytes:
+    """``prefix`` + 4 bytes chosen so that the batch mqlog stores for a produced record
+    with this value has the stored CRC ``target_crc``.
+
+    CRC-32C is affine over GF(2): for messages of one length, crc(a ^ b ^ c) equals
+    crc(a) ^ crc(b) ^ crc(c). So the CRC's change for each of the 32 free bits is
+    independent of the others, and a 32x32 linear system picks the bits.
+    """
+    def stored_crc(tail: int) -> int:
+        body = mbatch.encode([prefix + tail.to_bytes(4, "big")], None, [timestamp],
+                             None, codec=0, producer_id=-1, producer_epoch=-1,
+                             base_sequence=-1)
+        return struct.unpack_from(">I", body)[0]
+
+    zero = stored_crc(0)
+    # Gaussian elimination: rows (crc change, tail bits that make it).
+    rows = [(stored_crc(1 << i) ^ zero, 1 << i) for i in range(32)]
+    want, tail = target_crc ^ zero, 0
+    for bit in reversed(range(32)):
+        pivot = next((r for r in rows if r[0] >> bit & 1), None)
+        if pivot is None:
+            continue
+        rows.remove(pivot)
+        rows = [(c ^ pivot[0], t ^ pivot[1]) if c >> bit & 1 else (c, t) for c, t in rows]
+        if want >> bit & 1:
+            want ^= pivot[0]
+            tail ^= pivot[1]
+    assert want == 0 and stored_crc(tail) == target_crc
+    return prefix + tail.to_bytes(4, "big")
+
+
+def fetch_values(raw, topic: str) -> list:
+    """The values a Fetch v11 from offset 0 of ``topic``[0] returns."""
+    import datetime
+
+    from kio.schema.fetch.v11 import request as fr
+
+    answer = raw.call(fr.FetchRequest(
+        replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1, max_bytes=1 << 20,
+        isolation_level=0, session_id=0, session_epoch=-1, topics=(fr.FetchTopic(
+            topic=topic, partitions=(fr.FetchPartition(
+                partition=0, current_leader_epoch=-1, fetch_offset=0, log_start_offset=-1,
+                partition_max_bytes=1 << 20),)),),
+        forgotten_topics_data=(), rack_id=""))
+    records = answer.responses[0].partitions[0].records
+    return [v for wb in decode_batches(records) for v in wb.values]
+
+
+def stored_crc_of(broker, topic: str) -> tuple:
+    """(topic id, base offset, stored CRC, size) of the first batch of ``topic``[0]."""
+    plog = broker._topics[topic].partitions[0]
+    with broker._store.read() as txn:
+        base, raw = next(iter(txn.batches(plog.topic_id, 0, 0)))
+    return plog.topic_id, base, mbatch.header_fields(raw)[1], len(raw)
+
+
+def test_two_brokers_in_one_process_never_share_cached_batches():
+    """The encoded-batch cache is keyed by store: two brokers served in one process
+    number topics and offsets alike, and here even the stored batches' checksums
+    collide (a forged value), yet each serves its own records."""
+    from tests.test_server import Raw, produce_request, wire_batch
+
+    ts = 1_700_000_000_000
+    first, second = mqlog.open(), mqlog.open()
+    handles, raws = [], []
+    try:
+        for broker in (first, second):
+            broker.create_topic("t", partitions=1)
+            handles.append(broker.serve(port=0))
+            raws.append(Raw(handles[-1].address))
+        mine = b"A" * 24
+        theirs = forge_value(b"B" * 20, struct.unpack_from(">I", mbatch.encode(
+            [mine], None, [ts], None, codec=0, producer_id=-1, producer_epoch=-1,
+            base_sequence=-1))[0], ts)
+        for raw, value in zip(raws, (mine, theirs)):
+            answer = raw.call(produce_request("t", wire_batch([value], timestamp=ts)))
+            assert answer.responses[0].partition_responses[0].error_code == 0
+        # The premise: everything a store-blind key could hold is equal.
+        assert stored_crc_of(first, "t") == stored_crc_of(second, "t")
+        assert fetch_values(raws[0], "t") == [mine]
+        assert fetch_values(raws[1], "t") == [theirs]
+        assert [r.value for r in second.messages("t")] == [theirs]
+    finally:
+        for raw in raws:
+            raw.close()
+        for handle in handles:
+            handle.close()
+        first.close()
+        second.close()
+
+
 def test_log_append_time_topics_serve_the_brokers_timestamps(served):
     broker, handle = served
     broker.create_topic("lat", config={"message.timestamp.type": "LogAppendTime"})
@@ -397,7 +489,7 @@ def test_decompression_stops_at_the_limit(kafka_records, codec):
 def test_a_compressed_bomb_is_refused_over_the_wire(kafka_records, monkeypatch):
     from tests.test_server import Raw, produce_request
 
-    monkeypatch.setattr(_records, "MAX_EXPANDED_BYTES", 1 << 20)
+    monkeypatch.setattr(_decoder, "MAX_EXPANDED_BYTES", 1 << 20)
     bomb = compressed(kafka_python_batch(kafka_records, [(None, bytes(4 << 20), BASE_TS,
                                                           [])]), 4)
     with mqlog.open() as broker:

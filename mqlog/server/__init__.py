@@ -7,7 +7,9 @@ a test fixture) or ``mqlog serve --data DIR`` (a process). See ``docs/serve.md``
 
 Layout: ``_server`` (sockets, framing, dispatch, shutdown), ``_apis`` (the handler
 registry and how to add one), ``_codec`` (headers, framing, generic error responses),
-``_guard`` (length checks before decoding), ``_records`` (Kafka RecordBatch v2),
+``_guard`` (length checks before decoding), ``_varint`` (Kafka's varints),
+``_decoder`` (produced RecordBatch v2 into columns), ``_encoder`` (stored batches as
+RecordBatch v2 for Fetch, and the cache of encodings),
 ``_appender`` (produced batches into the broker's writer), ``_handlers`` (core APIs),
 ``_admin`` (topic and config administration), ``_txn`` (transactional producers),
 ``_groups`` (consumer-group and offset handlers), ``_group_bridge`` (wire members on
@@ -91,8 +93,9 @@ def serve(broker: Any, host: str = "127.0.0.1", port: int = 9092, **opts: Any
         host: address to bind; a non-loopback address needs ``allow_remote=True``.
         port: port to bind; 0 picks a free one (see ``handle.port``).
         **opts: the other :class:`ServerConfig` fields (``allow_remote``,
-            ``max_request_bytes``, ``advertised_host``, ``idle_timeout_s``,
-            ``max_connections``).
+            ``max_request_bytes``, ``queued_max_request_bytes``, ``advertised_host``,
+            ``idle_timeout_s``, ``max_connections``, ``max_rebalance_timeout_s``,
+            ``transactional_id_expiration_s``).
 
     Returns:
         A :class:`ServerHandle`; ``handle.close()`` stops serving.

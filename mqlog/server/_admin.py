@@ -34,6 +34,7 @@ from ._apis import (
     response_class,
 )
 from ._handlers import _NO_OPS, _ZERO, _build, _cls, _message, _topic_of_uuid, _topic_uuid
+from ._txn import MAX_TRANSACTION_TIMEOUT_S
 
 __all__: list[str] = []
 
@@ -174,6 +175,10 @@ _SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
 _CONFIG_TYPES = {bool: 1, str: 2, int: 5, float: 6}  # BOOLEAN, STRING, LONG, DOUBLE
 
 
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
 def _config_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -216,10 +221,17 @@ def describe_configs(ctx: ConnectionContext, request: Any, api_version: int) -> 
                         config_type=_CONFIG_TYPES.get(type(default), 0),
                         documentation=None))
         elif res.resource_type == _RESOURCE_BROKER:
-            facts = {"broker.id": str(ctx.config.node_id),
+            config = ctx.config
+            facts = {"broker.id": str(config.node_id),
                      "num.partitions": str(broker.num_partitions),
                      "auto.create.topics.enable": _config_text(broker.auto_create_topics),
-                     "socket.request.max.bytes": str(ctx.config.max_request_bytes),
+                     "socket.request.max.bytes": str(config.max_request_bytes),
+                     "queued.max.request.bytes": str(config.queued_max_request_bytes),
+                     "connections.max.idle.ms": _ms(config.idle_timeout_s),
+                     "max.connections": str(config.max_connections),
+                     "transactional.id.expiration.ms":
+                         _ms(config.transactional_id_expiration_s),
+                     "transaction.max.timeout.ms": _ms(MAX_TRANSACTION_TIMEOUT_S),
                      "log.dirs": broker.path}
             for k, v in sorted(facts.items()):
                 if keys is None or k in keys:

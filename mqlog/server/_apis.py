@@ -168,7 +168,8 @@ class ConnectionContext:
     """
 
     def __init__(self, broker: Any, config: ServerConfig, server: Any,
-                 peer: tuple[str, int], stopping: threading.Event) -> None:
+                 peer: tuple[str, int], stopping: threading.Event,
+                 peer_gone: Callable[[], bool] | None = None) -> None:
         self.broker = broker
         self.config = config
         self.server = server
@@ -177,6 +178,14 @@ class ConnectionContext:
         self.client_id: str | None = None
         self.client_software: tuple[str, str] | None = None
         self.state: dict[str, Any] = {}
+        self._peer_gone = peer_gone
+
+    def peer_gone(self) -> bool:
+        """Whether the client closed or reset this connection (checked without
+        reading anything it sent). For handlers that hold a request for long (a
+        JoinGroup): their answer would go nowhere. Only the connection's thread (the
+        handler itself) may call it."""
+        return self._peer_gone is not None and self._peer_gone()
 
     def __repr__(self) -> str:
         return f"<ConnectionContext peer={self.peer} client_id={self.client_id!r}>"

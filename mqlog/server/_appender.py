@@ -28,11 +28,13 @@ from typing import Any
 
 from .. import batch as _batch
 from ..errors import KafkaTimeoutError
-from ._records import WireBatch, cache_wire
+from ._decoder import WireBatch
+from ._encoder import BatchKey, cache_wire, store_token
 
 __all__ = ["PendingBatch", "WireAppender"]
 
 _CRC = struct.Struct(">I")  # a stored batch body starts with its CRC-32C
+_BASE_SIZE = 8  # the base offset batch.with_base_offset() puts before a body
 
 
 class PendingBatch:
@@ -41,7 +43,7 @@ class PendingBatch:
     __slots__ = ("topic", "partition", "acks", "codec", "values", "keys", "timestamps",
                  "headers", "producer", "producer_id", "epoch", "base_sequence",
                  "transactional", "base_offset", "error", "event", "log_append_ms",
-                 "source", "topic_id", "_stored_crc")
+                 "source", "topic_id", "_stored_crc", "_stored_size")
 
     def __init__(self, appender: WireAppender, topic: str, partition: int, acks: int,
                  codec: int, values: list, keys: list | None, timestamps: list[int],
@@ -66,10 +68,11 @@ class PendingBatch:
         self.event = threading.Event()
         self.log_append_ms: int | None = None
         # The batch as the client sent it, when Fetch may serve it back as is once
-        # written (see _records.WireBatch.servable); cached under the stored batch's key.
+        # written (see _decoder.WireBatch.servable); cached under the stored batch's key.
         self.source = source
         self.topic_id = topic_id
         self._stored_crc = -1
+        self._stored_size = -1
 
     # -- the writer's side (writer thread) ------------------------------------------------
 
@@ -86,6 +89,7 @@ class PendingBatch:
             producer_id=self.producer_id, producer_epoch=self.epoch,
             base_sequence=self.base_sequence)
         self._stored_crc = _CRC.unpack_from(body)[0]
+        self._stored_size = _BASE_SIZE + len(body)
         return body, max_ts, len(self.values)
 
     def _resolve(self, base_offset: int) -> None:
@@ -95,7 +99,8 @@ class PendingBatch:
             # Before the answer goes out (a consumer may fetch right after it): the key
             # is the one Fetch computes from the stored batch.
             self.source = None
-            cache_wire((self.topic_id, self.partition, base_offset, self._stored_crc),
+            cache_wire(BatchKey(self.producer.store, self.topic_id, self.partition,
+                                base_offset, self._stored_crc, self._stored_size),
                        source.wire(base_offset))
         self.event.set()
 
@@ -129,6 +134,7 @@ class WireAppender:
 
     def __init__(self, broker: Any) -> None:
         self._broker = broker
+        self.store = store_token(broker)  # names the broker in encoded-batch cache keys
         # Guards _queue.
         self._lock = threading.Lock()
         self._queue: list[PendingBatch] = []

@@ -34,6 +34,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.serial._introspect import EntityField, classify_field
 
 from ._guard import check_request
+from ._varint import VarintError, read_uvarint
 
 __all__ = [
     "FrameError",
@@ -78,21 +79,6 @@ def request_is_flexible(api_key: int, api_version: int) -> bool | None:
     return bool(cls.__flexible__)
 
 
-def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise FrameError("the header's tagged fields run past the end of the frame")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise FrameError("a varint in the request header is longer than 5 bytes")
-
-
 def parse_header(frame: bytes) -> RequestHeader:
     """Read a request header (v1 or v2) from a frame without its size prefix.
 
@@ -121,13 +107,18 @@ def parse_header(frame: bytes) -> RequestHeader:
     elif n != -1:
         raise FrameError(f"the client id has a negative length {n}")
     if flexible:
-        count, pos = _read_uvarint(frame, pos)
-        for _ in range(count):
-            _tag, pos = _read_uvarint(frame, pos)
-            size, pos = _read_uvarint(frame, pos)
-            pos += size
-            if pos > len(frame):
-                raise FrameError("a tagged header field runs past the end of the frame")
+        try:
+            count, pos = read_uvarint(frame, pos)
+            for _ in range(count):
+                _tag, pos = read_uvarint(frame, pos)
+                size, pos = read_uvarint(frame, pos)
+                pos += size
+                if pos > len(frame):
+                    raise FrameError("a tagged header field runs past the end of the "
+                                     "frame")
+        except VarintError as exc:
+            raise FrameError(f"the request header's tagged fields are malformed: {exc}"
+                             ) from None
     return RequestHeader(api_key, api_version, correlation_id, client_id, pos)
 
 

@@ -13,9 +13,31 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from ._config import ServerConfig
+
 __all__ = ["add_arguments", "run"]
 
-DEFAULT_MAX_REQUEST_BYTES = 100 * 1024 * 1024
+_DEFAULTS = ServerConfig()
+#: The options that map one to one onto ServerConfig fields: (flag, field, type, help).
+_TUNING = (
+    ("--max-request-bytes", "max_request_bytes", int, "N",
+     "largest request accepted (default 100 MiB; Kafka's socket.request.max.bytes)"),
+    ("--queued-max-request-bytes", "queued_max_request_bytes", int, "N",
+     "bytes of requests read but not yet handled, all connections together; at the "
+     "limit connections stop reading until memory is freed (default 100 MiB; Kafka's "
+     "queued.max.request.bytes)"),
+    ("--idle-timeout-s", "idle_timeout_s", float, "S",
+     "close connections with no complete request for this long (default 600; Kafka's "
+     "connections.max.idle.ms)"),
+    ("--max-connections", "max_connections", int, "N",
+     "refuse connections beyond this many (default 1000; Kafka's max.connections)"),
+    ("--max-rebalance-timeout-s", "max_rebalance_timeout_s", float, "S",
+     "longest a JoinGroup is held; clients' rebalance timeouts above it count as it "
+     "(default 300)"),
+    ("--transactional-id-expiration-s", "transactional_id_expiration_s", float, "S",
+     "forget transactional ids unused for this long (default 604800, 7 days; Kafka's "
+     "transactional.id.expiration.ms)"),
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,10 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-remote", action="store_true",
                    help="allow binding a non-loopback address (there is no "
                         "authentication: anyone who can connect can read and write)")
-    p.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
-                   metavar="N", help="largest request accepted (default 100 MiB)")
     p.add_argument("--advertised-host", default=None, metavar="HOST",
                    help="host name clients are told to connect to (default: --host)")
+    for flag, field, kind, metavar, text in _TUNING:
+        p.add_argument(flag, type=kind, default=getattr(_DEFAULTS, field),
+                       metavar=metavar, help=text)
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout,
@@ -61,9 +84,11 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout,
     try:
         broker = open_broker(args.data)
         try:
+            tuning = {field: getattr(args, field) for _, field, *_ in _TUNING
+                      if hasattr(args, field)}
             handle = serve(broker, args.host, args.port, allow_remote=args.allow_remote,
-                           max_request_bytes=args.max_request_bytes,
-                           advertised_host=getattr(args, "advertised_host", None))
+                           advertised_host=getattr(args, "advertised_host", None),
+                           **tuning)
             print(f"mqlog serving {args.data} on {handle.bootstrap_servers} (Kafka "
                   "protocol); stop with Ctrl-C or SIGTERM", file=out, flush=True)
             if ready is not None:

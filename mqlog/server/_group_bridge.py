@@ -25,12 +25,20 @@ A wire member's round, mapped onto the coordinator's (see :mod:`mqlog.group`):
   everything before sending it, so the member releases all it owns; a cooperative one
   releases only what its last SyncGroup answer no longer held (it revoked those and
   rejoined). Then ``mark_joined``, and the request is held until the round completes
-  (every live member joined), for at most the member's ``rebalance_timeout_ms``; the
-  wait is on the broker's data condition (the coordinator notifies it on every round
-  change), so it costs this connection's thread only. A known member that rejoins a
-  settled group with an unchanged subscription gets its current generation back and no
-  round starts (Kafka's answer to a follower; kafka-python rejoins like that after a
-  join whose answer arrived while no ``poll()`` waited for it).
+  (every live member joined). The hold is bounded: the member's rebalance timeout
+  (``rebalance_timeout_ms``, capped by the server's ``max_rebalance_timeout_s``) counts
+  from when it joined the round; then the wire members that have not rejoined are
+  removed (Kafka's rule) and the round gets one more chance; a hold that still cannot
+  complete is answered ``REBALANCE_IN_PROGRESS`` (the client rejoins at once). The
+  wait is on the coordinator's round condition (:meth:`~mqlog.group.GroupCoordinator.
+  wait_round_change`, notified by round changes only, not by appends), so it costs
+  this connection's thread only. A client that closes its connection while held is
+  removed at once (a static member keeps its slot until its session times out): its
+  answer would go nowhere, and holding on to it would give it partitions nobody
+  consumes. A known member that rejoins a settled group with an unchanged subscription
+  gets its current generation back and no round starts (Kafka's answer to a follower;
+  kafka-python rejoins like that after a join whose answer arrived while no ``poll()``
+  waited for it).
 * **SyncGroup** = ``pending_sync`` + ``take``: the member takes the partitions of its
   target that nobody owns (cooperative: the ones still owned elsewhere come in a later
   round, after their owner revoked them), and gets exactly what it owns.
@@ -39,8 +47,8 @@ A wire member's round, mapped onto the coordinator's (see :mod:`mqlog.group`):
   stops heartbeating is evicted like a consumer that stops polling. When a round is
   open that it has not joined, the answer is ``REBALANCE_IN_PROGRESS``; a member that
   keeps heartbeating without rejoining for ``rebalance_timeout_ms`` is evicted, and so
-  are the wire members that have not rejoined when a held JoinGroup reaches its own
-  rebalance timeout (in-process members answer to their ``max_poll_interval_ms``).
+  are the wire members that have not rejoined when a held JoinGroup's member reaches
+  its rebalance timeout (in-process members answer to their ``max_poll_interval_ms``).
 * **LeaveGroup** removes the member at once (static members too: an explicit leave).
 * **OffsetCommit** is fenced as in-process commits are (``check_commit`` inside the write
   transaction): an unknown member gets ``UNKNOWN_MEMBER_ID``, a stale generation
@@ -111,8 +119,8 @@ log = logging.getLogger("mqlog.server")
 #: The leader named in every JoinGroup answer; no member has this id, so every client
 #: is a follower and the coordinator's assignment is the one that counts.
 LEADER_ID = "mqlog-coordinator"
-#: Longest single wait of a held JoinGroup before it re-checks evictions (a safety net;
-#: round changes notify the condition).
+#: Longest single wait of a held JoinGroup: how soon it notices that its client closed
+#: the connection (round changes and evictions wake it at once).
 _RECHECK_S = 1.0
 
 
@@ -185,7 +193,8 @@ class WireMember:
     member's own requests (one client sends one group request at a time)."""
 
     __slots__ = ("member", "group_id", "session_timeout", "rebalance_timeout",
-                 "protocols", "client_host", "granted", "asked_at")
+                 "protocols", "client_host", "granted", "asked_at", "round",
+                 "round_deadline", "stragglers_removed")
 
     def __init__(self, member: Member, group_id: str, session_timeout: float,
                  rebalance_timeout: float, protocols: dict[str, bytes],
@@ -198,6 +207,11 @@ class WireMember:
         self.client_host = client_host
         self.granted: frozenset[TopicPartition] | None = None  # last SyncGroup answer
         self.asked_at: float | None = None  # first REBALANCE_IN_PROGRESS of this round
+        # The coordinator round this member last joined through a held JoinGroup, when
+        # its rebalance timeout ends, and whether the stragglers were removed then.
+        self.round = -1
+        self.round_deadline = 0.0
+        self.stragglers_removed = False
 
     def __repr__(self) -> str:
         return f"WireMember({self.member.member_id!r}, group={self.group_id!r})"
@@ -355,7 +369,17 @@ class WireGroups:
             self._add(wm)
         log.debug("group %r: %s joins (owns %d)", group_id, wm.member.member_id,
                   len(wm.member.owned))
-        generation = self._await_round(ctx, wm)
+        try:
+            generation = self._await_round(ctx, wm)
+        except Refused as r:
+            if not member_id and r.code is ErrorCode.rebalance_in_progress:
+                # The error answer cannot carry the new member's id, so the client
+                # rejoins as a newcomer: remove this one, or it would stay in the group
+                # (and be assigned partitions) until its session timed out.
+                coord.evict(group_id, wm.member.member_id,
+                            "its first JoinGroup did not complete in time")
+                self._drop(group_id, wm.member.member_id)
+            raise
         protocol = coord.describe(group_id).protocol
         log.debug("group %r: %s joined generation %d (%s)", group_id,
                   wm.member.member_id, generation, protocol)
@@ -383,18 +407,25 @@ class WireGroups:
     def _await_round(self, ctx: ConnectionContext, wm: WireMember) -> int:
         """Hold a JoinGroup until the member's round completes; return its generation.
 
+        Answered within ``min(rebalance timeout, max_rebalance_timeout_s)`` of its
+        arrival (plus the time to complete the round once the stragglers are gone).
+
         Raises:
-            Refused: UNKNOWN_MEMBER_ID (removed meanwhile), REBALANCE_IN_PROGRESS (the
-                round did not complete within the rebalance timeout), or
-                COORDINATOR_NOT_AVAILABLE (the server is stopping).
+            Refused: UNKNOWN_MEMBER_ID (removed meanwhile, or the client closed the
+                connection), FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS (the round did
+                not complete in time) or COORDINATOR_NOT_AVAILABLE (the server is
+                stopping).
         """
-        broker, coord, gid, member = self._broker, self._coord, wm.group_id, wm.member
-        cond = broker._data_cond
-        deadline = time.monotonic() + wm.rebalance_timeout
-        evicted_stragglers = False
+        coord, gid, member = self._coord, wm.group_id, wm.member
+        timeout = min(wm.rebalance_timeout, ctx.config.max_rebalance_timeout_s)
+        hold_until = time.monotonic() + timeout
         while True:
-            with cond:
-                seq = broker._data_seq
+            seq = coord.round_seq(gid)  # before looking: a change after it wakes us
+            if ctx.stopping.is_set():  # first: shutdown also makes the peer look gone
+                raise Refused(ErrorCode.coordinator_not_available)
+            if ctx.peer_gone():
+                self._vanished(wm)
+                raise Refused(ErrorCode.unknown_member_id)  # nobody reads it
             coord.heartbeat(gid, member)  # the held request keeps the member alive
             if coord.member(gid, member.member_id) is not member:
                 self._drop(gid, member.member_id)
@@ -404,32 +435,46 @@ class WireGroups:
                 self._release_revoked(wm)
                 coord.mark_joined(gid, member)
                 wm.asked_at = None
+            now = time.monotonic()
+            if wm.round != member.joined_round:  # its rebalance timeout starts now
+                wm.round, wm.round_deadline = member.joined_round, now + timeout
+                wm.stragglers_removed = False
             sync = coord.pending_sync(gid, member)
             if sync is not None:
                 return sync[0]
             if self._settled(gid, member):
                 return member.generation  # a static takeover: no round needed
-            now = time.monotonic()
-            if ctx.stopping.is_set():
-                raise Refused(ErrorCode.coordinator_not_available)
-            if now >= deadline:
-                if evicted_stragglers:
-                    raise Refused(ErrorCode.rebalance_in_progress)
+            if now >= wm.round_deadline and not wm.stragglers_removed:
                 # Kafka removes members that did not rejoin within the rebalance
                 # timeout; in-process members answer to their own max_poll_interval.
-                evicted_stragglers = True
+                wm.stragglers_removed = True
                 for other in self.wire_members(gid):
                     if other is not wm and coord.must_join(gid, other.member):
                         coord.evict(gid, other.member.member_id, (
                             "it did not rejoin within rebalance_timeout_ms="
-                            f"{wm.rebalance_timeout * 1000:g}"))
+                            f"{timeout * 1000:g}"))
                 continue
-            wait = min(deadline - now, _RECHECK_S)
-            nd = coord.next_deadline(gid)
+            if now >= hold_until:
+                raise Refused(ErrorCode.rebalance_in_progress)
+            wake_at = min(hold_until, now + _RECHECK_S)
+            if not wm.stragglers_removed:
+                wake_at = min(wake_at, wm.round_deadline)
+            nd = coord.next_deadline(gid)  # an eviction may complete the round
             if nd is not None:
-                wait = max(0.001, min(wait, nd - now + 0.001))
-            with cond:
-                ctx.wait(cond, lambda s=seq: broker._data_seq != s, wait)
+                wake_at = max(now + 0.001, min(wake_at, nd + 0.001))
+            coord.wait_round_change(gid, seq, wake_at - now, stop=ctx.stopping.is_set)
+
+    def _vanished(self, wm: WireMember) -> None:
+        """The client of a held JoinGroup closed its connection: a dynamic member is
+        removed now; a static one keeps its slot (its client may come back with the
+        same instance id) until its session times out."""
+        member = wm.member
+        log.info("group %r: %s closed its connection while its JoinGroup was held",
+                 wm.group_id, member.member_id)
+        if member.instance_id is None:
+            self._coord.evict(wm.group_id, member.member_id,
+                              "its client closed the connection while joining")
+            self._drop(wm.group_id, member.member_id)
 
     # -- SyncGroup / Heartbeat / LeaveGroup -------------------------------------------
 

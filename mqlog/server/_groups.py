@@ -1,8 +1,8 @@
 """Consumer groups and committed offsets over the Kafka protocol: the handlers.
 
 Handlers for FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-OffsetFetch, DescribeGroups, ListGroups and DeleteGroups (the transactional offset APIs
-live in ``_txn.py``). Wire clients become members of the broker's
+OffsetFetch, OffsetDelete, DescribeGroups, ListGroups and DeleteGroups (the
+transactional offset APIs live in ``_txn.py``). Wire clients become members of the broker's
 one :class:`~mqlog.group.GroupCoordinator`, so a kafka-python, a librdkafka and an
 in-process ``broker.consumer(group_id=...)`` can share a group and split its partitions.
 
@@ -13,6 +13,8 @@ belongs to no client), and each member's SyncGroup answer carries the partitions
 coordinator assigned it, encoded as Kafka's ``ConsumerProtocolAssignment``. This module
 decodes requests, checks what Kafka checks up front (group id, protocol type, session
 timeout, offset metadata size), and builds the responses of every served version.
+OffsetCommit v10 and OffsetFetch v10 name topics by id (KIP-516); an id the store does
+not know is answered ``UNKNOWN_TOPIC_ID`` per partition.
 
 Thread-safety: handlers run on connection threads, concurrently; they keep no state of
 their own (the bridge and the coordinator are thread-safe).
@@ -28,11 +30,12 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import CommitFailedError, IllegalStateError, MqlogError
-from ..group import GroupState
+from ..group import GroupState, matching_topics
 from ..records import OffsetAndMetadata, TopicPartition
 from ._apis import ApiKey, ConnectionContext, ErrorCode, error_code_for, register, \
     response_class
 from ._group_bridge import LEADER_ID, Refused, encode_assignment, wire_groups
+from ._handlers import _topic_of_uuid, _topic_uuid
 
 __all__ = ["LEADER_ID", "MAX_METADATA_BYTES", "MAX_SESSION_S", "PROTOCOL_TYPE"]
 
@@ -142,7 +145,10 @@ def join_group(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     session = _seconds(request.session_timeout, 0.0)
     if not 0 < session <= MAX_SESSION_S:
         return _join_error(ctx, request, api_version, ErrorCode.invalid_session_timeout)
-    rebalance = _seconds(getattr(request, "rebalance_timeout", None), session)
+    # Capped here, so the hold and the eviction of members that do not rejoin (in
+    # Heartbeat too) both count with the cap.
+    rebalance = min(_seconds(getattr(request, "rebalance_timeout", None), session),
+                    ctx.config.max_rebalance_timeout_s)
     protocols = [(p.name, bytes(p.metadata)) for p in request.protocols]
     try:
         wm, generation, protocol = wire_groups(ctx.broker).join(
@@ -206,7 +212,17 @@ def leave_group(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     return _make(Response, error_code=ErrorCode.none, members=tuple(out))
 
 
-@register(ApiKey.offset_commit, 2, 9)
+def _topic_name(ctx: ConnectionContext, t: Any) -> str | None:
+    """The name of a request's topic, given by name or (v10+) by topic id; None for an
+    id the store does not know."""
+    name = getattr(t, "name", None)
+    if name is None:
+        tlog = _topic_of_uuid(ctx, getattr(t, "topic_id", None))
+        name = tlog.name if tlog is not None else None
+    return name
+
+
+@register(ApiKey.offset_commit, 2, 10)
 def offset_commit(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     """Store committed offsets, fenced by member and generation."""
     Response = response_class(ApiKey.offset_commit, api_version)
@@ -216,12 +232,15 @@ def offset_commit(ctx: ConnectionContext, request: Any, api_version: int) -> Any
     topics = dict(broker._topics)  # snapshot
     codes: dict[TopicPartition, ErrorCode] = {}
     offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-    for t in request.topics:
-        tlog = topics.get(t.name)
+    names = [_topic_name(ctx, t) for t in request.topics]
+    for t, name in zip(request.topics, names):
+        tlog = topics.get(name) if name is not None else None
         for p in t.partitions:
-            tp = TopicPartition(t.name, int(p.partition_index))
+            tp = TopicPartition(name, int(p.partition_index))
             meta = p.committed_metadata or ""
-            if tlog is None or not 0 <= tp.partition < len(tlog.partitions):
+            if name is None:
+                codes[tp] = ErrorCode.unknown_topic_id
+            elif tlog is None or not 0 <= tp.partition < len(tlog.partitions):
                 codes[tp] = ErrorCode.unknown_topic_or_partition
             elif len(meta.encode()) > MAX_METADATA_BYTES:
                 codes[tp] = ErrorCode.offset_metadata_too_large
@@ -252,57 +271,167 @@ def offset_commit(ctx: ConnectionContext, request: Any, api_version: int) -> Any
             code = error_code_for(exc)
         for tp in tps:
             codes[tp] = code
-    by_topic: dict[str, list] = {}
-    for t in request.topics:  # answer in the request's order
-        for p in t.partitions:
-            tp = TopicPartition(t.name, int(p.partition_index))
-            by_topic.setdefault(t.name, []).append(
-                _make(Partition, partition_index=tp.partition, error_code=codes[tp]))
-    return _make(Response, topics=tuple(_make(Topic, name=n, partitions=tuple(ps))
-                                        for n, ps in by_topic.items()))
-
-
-def _fetched_topics(broker: Any, group: str, requested: Any, Topic: type) -> tuple:
-    """OffsetFetch topics of one group: committed offsets, -1 where none."""
-    Partition = _nested(Topic, "partitions")
-    committed = broker.group_offsets(group) if group else {}
-    if requested is None:  # every partition the group committed for
-        wanted: dict[str, list[int]] = {}
-        for tp in sorted(committed):
-            wanted.setdefault(tp.topic, []).append(tp.partition)
-    else:
-        wanted = {}
-        for t in requested:
-            wanted.setdefault(t.name, []).extend(int(p) for p in t.partition_indexes)
     out = []
-    for name, parts in wanted.items():
+    for t, name in zip(request.topics, names):  # answer in the request's order
+        parts = tuple(_make(Partition, partition_index=int(p.partition_index),
+                            error_code=codes[TopicPartition(name, int(p.partition_index))])
+                      for p in t.partitions)
+        out.append(_make(Topic, name=name or "", topic_id=getattr(t, "topic_id", None),
+                         partitions=parts))
+    return _make(Response, topics=tuple(out))
+
+
+def _fetched_topics(ctx: ConnectionContext, group: str, requested: Any,
+                    Topic: type, require_stable: bool) -> tuple:
+    """OffsetFetch topics of one group: committed offsets, -1 where none.
+
+    ``require_stable`` (KIP-447, v7+): partitions whose offsets a transaction has
+    staged but not yet committed or aborted are answered ``UNSTABLE_OFFSET_COMMIT``
+    (the client asks again), so a read_committed consumer taking over a partition
+    does not start from an offset that an open transaction is about to move.
+    """
+    broker = ctx.broker
+    Partition = _nested(Topic, "partitions")
+    unstable = ctx.server.transactions().pending_offsets(group) \
+        if require_stable and group else set()
+    committed = broker.group_offsets(group) if group else {}
+    # (name or None for an unknown topic id, topic id for v10+ answers, partitions)
+    wanted: list[tuple[str | None, Any, list[int]]] = []
+    if requested is None:  # every partition the group committed for
+        by_name: dict[str, list[int]] = {}
+        for tp in sorted(committed):
+            by_name.setdefault(tp.topic, []).append(tp.partition)
+        for name, parts in by_name.items():
+            tlog = broker._topics.get(name)
+            wanted.append((name, _topic_uuid(tlog.topic_id) if tlog is not None else None,
+                           parts))
+    else:
+        for t in requested:
+            wanted.append((_topic_name(ctx, t), getattr(t, "topic_id", None),
+                           [int(p) for p in t.partition_indexes]))
+    out = []
+    for name, topic_id, parts in wanted:
         ps = []
         for p in parts:
-            om = committed.get(TopicPartition(name, p))
+            om = committed.get(TopicPartition(name, p)) if name is not None else None
+            code = ErrorCode.none
+            if name is None:
+                code = ErrorCode.unknown_topic_id
+            elif TopicPartition(name, p) in unstable:
+                code, om = ErrorCode.unstable_offset_commit, None
             ps.append(_make(Partition, partition_index=p,
                             committed_offset=-1 if om is None else om.offset,
                             committed_leader_epoch=-1 if om is None or om.leader_epoch is None
                             else om.leader_epoch,
                             metadata="" if om is None else (om.metadata or ""),
-                            error_code=ErrorCode.none))
-        out.append(_make(Topic, name=name, partitions=tuple(ps)))
+                            error_code=code))
+        out.append(_make(Topic, name=name or "", topic_id=topic_id, partitions=tuple(ps)))
     return tuple(out)
 
 
-@register(ApiKey.offset_fetch, 1, 9)
+@register(ApiKey.offset_fetch, 1, 10)
 def offset_fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
-    """Committed offsets (-1 where the group committed none)."""
+    """Committed offsets (-1 where the group committed none); v8+ for many groups."""
     Response = response_class(ApiKey.offset_fetch, api_version)
+    stable = bool(getattr(request, "require_stable", False))
     if api_version < 8:
         Topic = _nested(Response, "topics")
         return _make(Response, error_code=ErrorCode.none, topics=_fetched_topics(
-            ctx.broker, request.group_id, request.topics, Topic))
+            ctx, request.group_id, request.topics, Topic, stable))
     Group = _nested(Response, "groups")
     Topic = _nested(Group, "topics")
     groups = tuple(_make(Group, group_id=g.group_id, error_code=ErrorCode.none,
-                         topics=_fetched_topics(ctx.broker, g.group_id, g.topics, Topic))
+                         topics=_fetched_topics(ctx, g.group_id, g.topics, Topic, stable))
                    for g in request.groups)
     return _make(Response, groups=groups)
+
+
+def _subscribed_topics(broker: Any, group: str) -> set[str]:
+    """The existing topics the members of ``group`` subscribe to (names or patterns)."""
+    coord = broker._coordinator
+    names = list(broker._topics)
+    out: set[str] = set()
+    for described in coord.describe(group).members:
+        member = coord.member(group, described.member_id)
+        if member is not None:
+            out |= matching_topics(member.topics, member.pattern, names)
+    return out
+
+
+def _offset_delete_error(ctx: ConnectionContext, request: Any, api_version: int,
+                         code: ErrorCode) -> Any:
+    return _make(response_class(ApiKey.offset_delete, api_version), error_code=code,
+                 topics=())
+
+
+@register(ApiKey.offset_delete, 0, 0, error_response=_offset_delete_error)
+def offset_delete(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
+    """Delete a group's committed offsets of some partitions (Kafka's admin
+    ``deleteConsumerGroupOffsets``); refused per partition with
+    ``GROUP_SUBSCRIBED_TO_TOPIC`` for topics the group's members subscribe to."""
+    Response = response_class(ApiKey.offset_delete, api_version)
+    Topic = _nested(Response, "topics")
+    Partition = _nested(Topic, "partitions")
+    broker, group = ctx.broker, request.group_id
+    if not group:
+        return _offset_delete_error(ctx, request, api_version, ErrorCode.invalid_group_id)
+    if group not in _group_names(broker):
+        return _offset_delete_error(ctx, request, api_version,
+                                    ErrorCode.group_id_not_found)
+    codes: dict[TopicPartition, ErrorCode] = {}
+    doomed: dict[TopicPartition, tuple[int, int]] = {}  # -> (topic id, partition)
+    for t in request.topics:
+        tlog = broker._topics.get(t.name)
+        for p in t.partitions:
+            tp = TopicPartition(t.name, int(p.partition_index))
+            if tlog is None or not 0 <= tp.partition < len(tlog.partitions):
+                codes[tp] = ErrorCode.unknown_topic_or_partition
+            else:
+                doomed[tp] = (tlog.topic_id, tp.partition)
+    if doomed:
+        try:
+            refused = _delete_offsets(broker, group, doomed)
+        except MqlogError as exc:
+            return _offset_delete_error(ctx, request, api_version, error_code_for(exc))
+        for tp in doomed:
+            codes[tp] = ErrorCode.group_subscribed_to_topic if tp in refused \
+                else ErrorCode.none
+    return _make(Response, error_code=ErrorCode.none, topics=tuple(
+        _make(Topic, name=t.name, partitions=tuple(
+            _make(Partition, partition_index=int(p.partition_index),
+                  error_code=codes[TopicPartition(t.name, int(p.partition_index))])
+            for p in t.partitions))
+        for t in request.topics))
+
+
+def _delete_offsets(broker: Any, group: str,
+                    doomed: dict[TopicPartition, tuple[int, int]]) -> set[TopicPartition]:
+    """Delete ``group``'s committed offsets of ``doomed`` partitions in one writer job,
+    except those of topics its members subscribe to (checked inside the job, so a
+    member joining meanwhile is seen); returns the refused ones.
+
+    The store can delete a group's offsets only all together, so the job reads them,
+    deletes them and puts back the ones to keep: one atomic write transaction.
+    """
+    def prepare(txn: Any) -> set[TopicPartition]:
+        subscribed = _subscribed_topics(broker, group)
+        refused = {tp for tp in doomed if tp.topic in subscribed}
+        gone = {doomed[tp] for tp in doomed if tp not in refused}
+        if group in txn.scratch.get("deleted_groups", ()):
+            return refused
+        gid = txn.scratch.get("groups", {}).get(group, broker._groups.get(group))
+        if gid is None or not gone:
+            return refused
+        rows = list(txn.group_offsets(gid))
+        if any((tid, part) in gone for tid, part, _ in rows):
+            txn.delete_group_offsets(gid)
+            for tid, part, value in rows:
+                if (tid, part) not in gone:
+                    txn.put_offset(gid, tid, part, value)
+        return refused
+
+    broker._check_writable()
+    return broker._writer.run(prepare, sync=True)
 
 
 def _group_names(broker: Any) -> dict[str, str]:
@@ -343,7 +472,7 @@ def describe_groups(ctx: ConnectionContext, request: Any, api_version: int) -> A
                                  member_metadata=meta, member_assignment=assignment))
         out.append(_make(Group, error_code=ErrorCode.none, error_message=None,
                          group_id=gid, group_state=d.state,
-                         protocol_type=PROTOCOL_TYPE if d.members or d.protocol else "",
+                         protocol_type=_protocol_type(d),
                          protocol_data=d.protocol, members=tuple(members),
                          authorized_operations=_GROUP_OPERATIONS if include_ops
                          else _NO_OPERATIONS))
@@ -359,12 +488,22 @@ def list_groups(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     types = {t.lower() for t in getattr(request, "types_filter", ())}
     out = []
     if not types or "classic" in types:
+        coord = ctx.broker._coordinator
         for gid, state in sorted(_group_names(ctx.broker).items()):
             if states and state.lower() not in states:
                 continue
-            out.append(_make(Listed, group_id=gid, protocol_type=PROTOCOL_TYPE,
+            out.append(_make(Listed, group_id=gid,
+                             protocol_type=_protocol_type(coord.describe(gid)),
                              group_state=state, group_type="classic"))
     return _make(Response, error_code=ErrorCode.none, groups=tuple(out))
+
+
+def _protocol_type(described: Any) -> str:
+    """A group's protocol type as Kafka reports it: ``"consumer"`` once members joined
+    with the consumer protocol, ``""`` for a group that only has committed offsets
+    (which clients call a *simple* consumer group), in ListGroups and DescribeGroups
+    alike."""
+    return PROTOCOL_TYPE if described.members or described.protocol else ""
 
 
 @register(ApiKey.delete_groups, 0, 2)

@@ -33,6 +33,8 @@ from kio.serial._introspect import (
     is_optional,
 )
 
+from ._varint import VarintError, read_uvarint
+
 __all__ = ["MAX_ARRAY", "GuardError", "check_entity", "check_request"]
 
 #: Largest element count accepted in any request array (topics, partitions...).
@@ -101,21 +103,6 @@ def _min_size(step: tuple) -> int:
     return sum(_min_size(s) for s in steps) + (1 if flexible else 0)
 
 
-def _uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= end:
-            raise GuardError("a varint runs past the end")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise GuardError("a varint is longer than 5 bytes")
-
-
 def _int(buf: bytes, pos: int, end: int, size: int) -> tuple[int, int]:
     if pos + size > end:
         raise GuardError("a length runs past the end")
@@ -131,7 +118,7 @@ def _walk(step: tuple, buf: bytes, pos: int, end: int) -> int:
         return pos
     if kind == "str" or kind == "bytes":
         if step[1]:
-            n, pos = _uvarint(buf, pos, end)
+            n, pos = read_uvarint(buf, pos, end)
             n -= 1  # -1: null
         else:
             n, pos = _int(buf, pos, end, 2 if kind == "str" else 4)
@@ -143,7 +130,7 @@ def _walk(step: tuple, buf: bytes, pos: int, end: int) -> int:
         return pos
     if kind == "array":
         if step[1]:
-            count, pos = _uvarint(buf, pos, end)
+            count, pos = read_uvarint(buf, pos, end)
             count -= 1
         else:
             count, pos = _int(buf, pos, end, 4)
@@ -167,12 +154,12 @@ def _walk(step: tuple, buf: bytes, pos: int, end: int) -> int:
     for s in steps:
         pos = _walk(s, buf, pos, end)
     if flexible:
-        count, pos = _uvarint(buf, pos, end)
+        count, pos = read_uvarint(buf, pos, end)
         if count > end - pos:
             raise GuardError(f"{count} tagged fields claimed, {end - pos} bytes left")
         for _ in range(count):
-            tag, pos = _uvarint(buf, pos, end)
-            size, pos = _uvarint(buf, pos, end)
+            tag, pos = read_uvarint(buf, pos, end)
+            size, pos = read_uvarint(buf, pos, end)
             if pos + size > end:
                 raise GuardError("a tagged field runs past the end")
             known = dict(tags).get(tag) if tags else None
@@ -190,7 +177,10 @@ def check_entity(cls: type, buf: bytes, offset: int = 0) -> None:
     Raises:
         GuardError: a length, count or varint does not fit; the message says which.
     """
-    _walk(("entity", _plan(cls), False), buf, offset, len(buf))
+    try:
+        _walk(("entity", _plan(cls), False), buf, offset, len(buf))
+    except VarintError as exc:  # one handler here, not one per varint on the hot path
+        raise GuardError(str(exc)) from None
 
 
 check_request = check_entity

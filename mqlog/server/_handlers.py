@@ -19,8 +19,8 @@ Kafka facts these follow (one broker, node id 0, every partition led by it):
 * Fetch never creates fetch sessions (it answers session id 0, which clients take as
   "full fetches only", as KIP-227 allows); it long-polls on the broker's data
   condition until ``min_bytes`` are available or ``max_wait_ms`` passes. Stored
-  batches are re-encoded by ``_records.encode_stored``, which keeps recent encodings,
-  and the batches wire producers just sent, in a cache.
+  batches are re-encoded by ``_encoder.encode_stored``, which keeps recent encodings,
+  and the batches wire producers just sent, in a cache keyed by store.
 * ListOffsets: -1 latest (the last stable offset for read_committed), -2 earliest,
   -3 the record with the largest timestamp (v7+), -4 earliest local (= earliest),
   otherwise the first offset whose timestamp is >= the one given.
@@ -57,8 +57,9 @@ from ._apis import (
     response_class,
 )
 from ._appender import PendingBatch, WireAppender
-from . import _records
-from ._records import RecordError, decode_batches, encode_stored
+from . import _decoder
+from ._decoder import RecordError, decode_batches
+from ._encoder import BatchKey, encode_stored, store_token
 from ._txn import check_producer, init_transactional
 
 __all__: list[str] = []
@@ -143,30 +144,26 @@ def metadata(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     node = ctx.config.node_id
 
     requested = request.topics
+    # (name, None) per topic to describe, or (None, topic id) for an unknown id.
+    wanted: list[tuple[str | None, Any]]
     if requested is None or (api_version == 0 and not requested):
-        names: list[Any] = sorted(broker._topics)  # every topic
-        by_id: dict[str, Any] = {}
+        wanted = [(name, None) for name in sorted(broker._topics)]  # every topic
     else:
-        names = []
-        by_id = {}
+        wanted = []
         for t in requested:
             name = getattr(t, "name", None)
             if name is None:
                 tlog = _topic_of_uuid(ctx, getattr(t, "topic_id", None))
-                if tlog is not None:
-                    names.append(tlog.name)
-                else:
-                    key = f"\0{getattr(t, 'topic_id', None)}"
-                    by_id[key] = getattr(t, "topic_id", None)
-                    names.append(key)
+                wanted.append((tlog.name, None) if tlog is not None else
+                              (None, getattr(t, "topic_id", None)))
             else:
-                names.append(name)
+                wanted.append((name, None))
     auto = getattr(request, "allow_auto_topic_creation", True)
     topics = []
-    for name in names:
-        if name.startswith("\0"):
+    for name, unknown_id in wanted:
+        if name is None:
             topics.append(_build(Topic, error_code=ErrorCode.unknown_topic_id, name=None,
-                                 topic_id=by_id[name], is_internal=False, partitions=(),
+                                 topic_id=unknown_id, is_internal=False, partitions=(),
                                  topic_authorized_operations=_NO_OPS))
             continue
         tlog = broker._topics.get(name)
@@ -261,7 +258,7 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     transactional_id = getattr(request, "transactional_id", None)
     results: list[tuple[str, list[list]]] = []
     pending: list[tuple[list, PendingBatch, Any]] = []
-    expand_budget = _records.MAX_EXPANDED_BYTES  # for the whole request
+    expand_budget = _decoder.MAX_EXPANDED_BYTES  # for the whole request
     for t in request.topic_data:
         parts: list[list] = []
         results.append((t.name, parts))
@@ -342,13 +339,14 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
 
 def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
                      read_committed: bool, budget: int,
-                     first: bool) -> tuple[dict, int]:
+                     first: bool, store: int) -> tuple[dict, int]:
     """One partition's answer as keyword arguments, and the bytes of records in it.
 
     ``budget`` is what is left of the request's ``max_bytes``; ``first`` says no
     earlier partition of the response has records, so one batch may exceed the limits
     (KIP-74: only the first batch of the first non-empty partition may; the rest of the
-    response stays within ``max_bytes``).
+    response stays within ``max_bytes``). ``store`` is the broker's
+    :func:`~._encoder.store_token` (encoded-batch cache keys).
     """
     broker = ctx.broker
     p = fp.partition
@@ -392,7 +390,7 @@ def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
         if last_offset < offset:
             continue  # a batch ending before the offset (compaction left a gap)
         wire = encode_stored(raw, 0,
-                             (plog.topic_id, p, base, head[1]))
+                             BatchKey(store, plog.topic_id, p, base, head[1], len(raw)))
         if (chunks or not first) and size + len(wire) > limit:
             break  # the response's first batch always goes, even if larger (KIP-74)
         chunks.append(wire)
@@ -403,9 +401,9 @@ def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
     if read_committed and chunks:
         aborted = []
         for pid, ranges in plog.aborted.items():
-            for first, marker in ranges:
-                if marker >= offset and first <= last:
-                    aborted.append((pid, first))
+            for first_offset, marker in ranges:
+                if marker >= offset and first_offset <= last:
+                    aborted.append((pid, first_offset))
         out["aborted_transactions"] = aborted
     out["records"] = b"".join(chunks)
     return out, size
@@ -429,6 +427,7 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     min_bytes = max(request.min_bytes, 0)
     max_bytes = request.max_bytes if request.max_bytes > 0 else 1 << 30
     cond = broker._data_cond
+    store = store_token(broker)
     while True:
         seq = broker._data_seq
         total = 0
@@ -440,7 +439,7 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
                 for fp in ft.partitions:
                     kwargs, size = _fetch_partition(ctx, txn, ft.topic, fp,
                                                     read_committed, max_bytes - total,
-                                                    total == 0)
+                                                    total == 0, store)
                     total += size
                     errors = errors or kwargs["error_code"] != ErrorCode.none
                     parts.append(kwargs)
@@ -471,18 +470,80 @@ _LATEST, _EARLIEST, _MAX_TIMESTAMP, _EARLIEST_LOCAL = -1, -2, -3, -4
 
 
 def _max_timestamp(ctx: ConnectionContext, plog: Any) -> tuple[int, int]:
-    """(offset, timestamp) of the record with the largest timestamp (first one wins)."""
-    best = (-1, -1)
-    with ctx.broker._store.read() as txn:
-        for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
-            if base >= plog.end_offset:
+    """(offset, timestamp) of the record with the partition's largest timestamp (the
+    first such record), or (-1, -1) when it holds no record with a timestamp >= 0.
+
+    Cost: one time-index lookup and one batch decoded. The index keeps the running
+    maximum, so its last entry names the batch holding the answer unless retention or
+    DeleteRecords removed that record since; then a scan of the batch headers (each
+    carries its max timestamp; no payload is decoded, and the values are read in
+    place) and at most two batches decoded: the first one, which may start before the
+    log start, and the winner.
+    """
+    tid, p = plog.topic_id, plog.partition
+    with ctx.broker._store.read(buffers=True) as txn:
+        top = txn.time_last(tid, p)
+        if top is not None:
+            base = txn.time_lookup(tid, p, top)
+            if base is not None:
+                found = _first_record_at(txn, plog, base, top)
+                if found is not None:
+                    return found
+        start, end = plog.log_start, plog.end_offset
+        best, best_base = (-1, -1), -1  # (offset, ts) found; base of a better header
+        best_head = -1
+        for base, raw in txn.batches(tid, p, start):
+            if base >= end:
                 break
-            batch = _batch.decode(raw)
-            if batch.is_control or batch.max_timestamp <= best[1]:
+            head = _batch.header_fields(raw)
+            if head[3] & _batch.ATTR_CONTROL or base + head[4] < start:
                 continue
-            for i, off in enumerate(batch.offsets):
-                if off >= plog.log_start and batch.timestamp_at(i) > best[1]:
-                    best = (off, batch.timestamp_at(i))
+            if base < start:  # straddles the log start: only its kept records count
+                best = _best_record(_batch.decode(bytes(raw)), start, end, best)
+            elif head[6] > max(best[1], best_head):
+                best_base, best_head = base, head[6]
+        if best_base >= 0:
+            found = _first_record_at(txn, plog, best_base, best_head)
+            if found is None:  # a header claiming more than its records: decode all
+                return _max_timestamp_by_decoding(txn, plog)
+            best = found
+    return best
+
+
+def _first_record_at(txn: Any, plog: Any, base: int, ts: int) -> tuple[int, int] | None:
+    """(offset, ts) of the first kept record with timestamp ``ts`` in the data batch at
+    ``base``, or None."""
+    for b, raw in txn.batches(plog.topic_id, plog.partition, base):
+        if b != base:
+            return None
+        batch = _batch.decode(bytes(raw))
+        if batch.is_control:
+            return None
+        for i, off in enumerate(batch.offsets):
+            if plog.log_start <= off < plog.end_offset and batch.timestamp_at(i) == ts:
+                return off, ts
+        return None
+    return None
+
+
+def _best_record(batch: Any, start: int, end: int,
+                 best: tuple[int, int]) -> tuple[int, int]:
+    """``best`` or a record of ``batch`` (offsets in [start, end)) with a larger ts."""
+    for i, off in enumerate(batch.offsets):
+        if start <= off < end and batch.timestamp_at(i) > best[1]:
+            best = (off, batch.timestamp_at(i))
+    return best
+
+
+def _max_timestamp_by_decoding(txn: Any, plog: Any) -> tuple[int, int]:
+    """The answer of :func:`_max_timestamp` from every record (a safety net)."""
+    best = (-1, -1)
+    for base, raw in txn.batches(plog.topic_id, plog.partition, plog.log_start):
+        if base >= plog.end_offset:
+            break
+        batch = _batch.decode(bytes(raw))
+        if not batch.is_control and batch.max_timestamp > best[1]:
+            best = _best_record(batch, plog.log_start, plog.end_offset, best)
     return best
 
 
@@ -511,6 +572,8 @@ def list_offsets(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
                     off = plog.log_start
                 elif want == _MAX_TIMESTAMP:
                     off, ts = _max_timestamp(ctx, plog)
+                    if read_committed and off >= plog.stable_end():
+                        off, ts = -1, -1
                 elif want < 0:
                     code = ErrorCode.invalid_request
                 else:

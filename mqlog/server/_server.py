@@ -15,20 +15,34 @@ Robustness, in the order things go wrong on a wire:
 * an unknown API key, an unsupported version, a body kio cannot decode, or a handler
   that raises, is answered with an error response (see ``_apis.py``) and the
   connection stays open;
-* a client that stops sending in the middle of a frame, or sends nothing for
-  ``idle_timeout_s``, is disconnected; so is one that does not read its responses
-  within ``send_timeout_s`` (the write blocks only that connection's thread);
-* a vanished client (reset, broken pipe) ends its thread quietly.
+* a connection with no complete request for ``idle_timeout_s`` is disconnected,
+  whether it sends nothing or trickles a frame byte by byte; so is one that stops in
+  the middle of a frame for ``FRAME_TIMEOUT_S``, and one that does not read its
+  responses within ``SEND_TIMEOUT_S`` (the write blocks only that connection's
+  thread);
+* connections beyond ``max_connections`` are closed as soon as they are accepted;
+* request memory is bounded across connections (:class:`RequestMemory`, Kafka's
+  ``queued.max.request.bytes``): a connection reserves a request's size before it
+  reads the body and gives it back once the request is handled; when the budget is
+  used up, connections wait before reading (their peers' sends back up into TCP), so
+  memory stays bounded without dropping or cutting any request;
+* a vanished client (reset, broken pipe) ends its thread quietly; a handler that
+  holds a request (a JoinGroup) can ask :meth:`ConnectionContext.peer_gone`.
 
-Shutdown (:meth:`KafkaServer.close`): stop accepting, set ``stopping`` (long polls and
-group waits return early), shut the read side of every connection so each thread
-finishes the request it is processing, sends its answer and ends; then join them.
+Shutdown (:meth:`KafkaServer.close`): stop accepting, set ``stopping`` (long polls,
+group waits and waits for request memory return early), shut the read side of every
+connection so each thread finishes the request it is processing, sends its answer and
+ends; then join them.
+
+Lock order: ``KafkaServer._lock`` (and its ``_activity`` condition) and
+``RequestMemory._cond`` are leaves, never held together or while doing I/O.
 
 Thread-safety: :class:`KafkaServer` methods may be called from any thread.
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import ipaddress
 import logging
@@ -69,6 +83,78 @@ def _is_loopback(host: str) -> bool:
             ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
+class RequestMemory:
+    """The server-wide budget of request bytes read but not yet handled (Kafka's
+    ``queued.max.request.bytes``).
+
+    Thread-safe. Reservations are granted first come, first served, so a large
+    request waiting for room is not starved by a stream of small ones.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        # Guards _used and _waiting; notified when memory is given back, a waiter
+        # leaves the queue, or the server stops.
+        self._cond = threading.Condition(threading.Lock())
+        self._used = 0
+        self._waiting: collections.deque[object] = collections.deque()
+
+    def reserve(self, size: int, stopping: threading.Event) -> bool:
+        """Wait until ``size`` more bytes fit in the budget and take them.
+
+        Returns:
+            True once reserved; False if the server stopped first.
+        """
+        assert 0 <= size <= self.capacity, size
+        with self._cond:
+            if not self._waiting and self._used + size <= self.capacity:
+                self._used += size
+                return True
+            ticket = object()
+            self._waiting.append(ticket)
+            self._cond.notify_all()  # for wait_for_waiters()
+            try:
+                while not stopping.is_set():
+                    if self._waiting[0] is ticket and self._used + size <= self.capacity:
+                        self._used += size
+                        return True
+                    # Woken by release() and wake(); the timeout is only a safety net.
+                    self._cond.wait(1.0)
+                return False
+            finally:
+                self._waiting.remove(ticket)
+                self._cond.notify_all()  # the next in line may fit now
+
+    def release(self, size: int) -> None:
+        """Give back ``size`` bytes reserved earlier."""
+        with self._cond:
+            self._used -= size
+            assert self._used >= 0, self._used
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake every waiter (shutdown: they see ``stopping``)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for_waiters(self, count: int, timeout: float) -> bool:
+        """Wait until exactly ``count`` connections wait for room (a test seam)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._waiting) == count, timeout)
+
+    @property
+    def used(self) -> int:
+        """Bytes reserved now."""
+        with self._cond:
+            return self._used
+
+    @property
+    def waiting(self) -> int:
+        """Connections waiting for room now."""
+        with self._cond:
+            return len(self._waiting)
+
+
 class _Connection:
     """One client connection and its thread."""
 
@@ -94,28 +180,18 @@ class KafkaServer:
                 f"host {config.host!r} is not a loopback address: mqlog serve has no "
                 "authentication, so binding elsewhere needs allow_remote=True "
                 "(--allow-remote on the command line)")
-        if not isinstance(config.max_request_bytes, int) or config.max_request_bytes < 1024:
-            raise ValueError(f"max_request_bytes={config.max_request_bytes!r} must be an "
-                             "int of at least 1024")
-        if not isinstance(config.idle_timeout_s, (int, float)) or config.idle_timeout_s <= 0:
-            raise ValueError(f"idle_timeout_s={config.idle_timeout_s!r} must be a number "
-                             "of seconds > 0")
-        if not isinstance(config.max_connections, int) or config.max_connections < 1:
-            raise ValueError(f"max_connections={config.max_connections!r} must be an int "
-                             ">= 1")
-        if not isinstance(config.port, int) or not 0 <= config.port <= 65535:
-            raise ValueError(f"port={config.port!r} must be an int from 0 to 65535 (0 "
-                             "picks a free port)")
         _apis.load_handlers()
         self.broker = broker
         self.config = config
         self.stopping = threading.Event()
-        # Guards _conns, _closed and _in_flight; notified when _in_flight changes.
+        # Guards _conns, _closed and _in_flight; notified when _in_flight or _conns
+        # changes.
         self._lock = threading.Lock()
         self._activity = threading.Condition(self._lock)
         self._in_flight = 0
         self._conns: set[_Connection] = set()
         self._closed = False
+        self.memory = RequestMemory(config.queued_max_request_bytes)
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._acceptor: threading.Thread | None = None
@@ -181,11 +257,16 @@ class KafkaServer:
             pass
         if self._acceptor is not None:
             self._acceptor.join(timeout)
-        # Long polls wait on the broker's data condition: wake them so they see stopping.
+        # Long polls wait on the broker's data condition, held JoinGroups on the group
+        # coordinator's, reads on request memory: wake them so they see stopping.
         cond = getattr(self.broker, "_data_cond", None)
         if cond is not None:
             with cond:
                 cond.notify_all()
+        coordinator = getattr(self.broker, "_coordinator", None)
+        if coordinator is not None:
+            coordinator.wake_waiters()
+        self.memory.wake()
         for conn in conns:
             try:
                 conn.sock.shutdown(socket.SHUT_RD)  # recv() returns b"" after the answer
@@ -228,7 +309,8 @@ class KafkaServer:
         """The wire transactional producers of this server (created once)."""
         with self._lock:
             if self._transactions is None:
-                self._transactions = TxnRegistry()
+                self._transactions = TxnRegistry(
+                    self.config.transactional_id_expiration_s)
             return self._transactions
 
     @property
@@ -238,6 +320,11 @@ class KafkaServer:
     def connection_count(self) -> int:
         with self._lock:
             return len(self._conns)
+
+    def wait_connections(self, count: int, timeout: float) -> bool:
+        """Wait until exactly ``count`` connections are open (a test seam)."""
+        with self._activity:
+            return self._activity.wait_for(lambda: len(self._conns) == count, timeout)
 
     # -- accepting ----------------------------------------------------------------------
 
@@ -278,9 +365,11 @@ class KafkaServer:
                                 "(max_connections)", peer, len(self._conns))
                 _close_quietly(sock)
                 return
-            ctx = ConnectionContext(self.broker, self.config, self, peer[:2], self.stopping)
+            ctx = ConnectionContext(self.broker, self.config, self, peer[:2], self.stopping,
+                                    peer_gone=lambda: _peer_closed(sock))
             conn = _Connection(sock, peer[:2], ctx)
             self._conns.add(conn)
+            self._activity.notify_all()
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -292,15 +381,21 @@ class KafkaServer:
 
     def _serve_connection(self, conn: _Connection) -> None:
         sock = conn.sock
+        idle = self.config.idle_timeout_s
         try:
             while not self.stopping.is_set():
-                frame = self._read_frame(conn)
-                if frame is None:
+                # The idle clock restarts when an answer has gone out: a connection
+                # gets ``idle`` seconds for each complete request.
+                read = self._read_frame(conn, time.monotonic() + idle)
+                if read is None:
                     return
+                frame, size = read
                 self._count_in_flight(1)
                 try:
                     answer = self.handle_frame(conn.ctx, frame)
                 finally:
+                    del frame  # the request's bytes go now, not at the next read
+                    self.memory.release(size)
                     self._count_in_flight(-1)
                 if answer is None:
                     continue
@@ -313,9 +408,10 @@ class KafkaServer:
         except Exception:  # pragma: no cover - a bug; only this connection is lost
             log.exception("connection from %s failed", conn.peer)
         finally:
-            with self._lock:
-                self._conns.discard(conn)
             _close_quietly(sock)
+            with self._activity:
+                self._conns.discard(conn)
+                self._activity.notify_all()
 
     def _count_in_flight(self, delta: int) -> None:
         with self._activity:
@@ -328,8 +424,18 @@ class KafkaServer:
         with self._activity:
             return self._activity.wait_for(lambda: self._in_flight == count, timeout)
 
-    def _recv_exact(self, sock: socket.socket, n: int) -> bytes | None:
-        """Read exactly n bytes; None at a clean end of stream before the first byte."""
+    def _recv_exact(self, sock: socket.socket, n: int, deadline: float,
+                    in_frame: bool) -> bytes | None:
+        """Read exactly n bytes by ``deadline`` (the connection's idle deadline); None
+        at a clean end of stream before the first byte of a frame.
+
+        Once a frame has started (``in_frame``, or a first byte came), the peer must
+        also never be silent for ``FRAME_TIMEOUT_S``.
+
+        Raises:
+            _Disconnect: the deadline passed, the peer went silent mid-frame, or it
+                closed the connection mid-frame.
+        """
         # Straight into one buffer (a produce request is often a megabyte: a bytes
         # object per recv() and a growing bytearray copied it twice more). The buffer
         # grows with the data received, so a size prefix alone reserves little memory.
@@ -338,37 +444,67 @@ class KafkaServer:
         while got < n:
             if got == len(buf):
                 buf.extend(bytes(min(n, 2 * got) - got))
-            with memoryview(buf) as view:
-                count = sock.recv_into(view[got:])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Disconnect(self._idle_reason(got, n, in_frame))
+            silent_limit = in_frame or got > 0
+            timeout = min(remaining, FRAME_TIMEOUT_S) if silent_limit else remaining
+            sock.settimeout(timeout)
+            try:
+                with memoryview(buf) as view:
+                    count = sock.recv_into(view[got:])
+            except TimeoutError:
+                if timeout < remaining:
+                    raise _Disconnect(f"silent for {FRAME_TIMEOUT_S:g} s in the middle "
+                                      "of a request") from None
+                raise _Disconnect(self._idle_reason(got, n, in_frame)) from None
             if not count:
-                if not got:
+                if not got and not in_frame:
                     return None
                 raise _Disconnect(f"the peer closed the connection {got} bytes into a "
                                   f"{n}-byte read")
             got += count
-            sock.settimeout(FRAME_TIMEOUT_S)  # once data flows, the rest must follow
         return bytes(buf)
 
-    def _read_frame(self, conn: _Connection) -> bytes | None:
+    def _idle_reason(self, got: int, n: int, in_frame: bool) -> str:
+        where = "while sending one" if got or in_frame else "nothing sent"
+        return (f"no complete request within idle_timeout_s="
+                f"{self.config.idle_timeout_s:g} ({where})")
+
+    def _read_frame(self, conn: _Connection, deadline: float
+                    ) -> tuple[bytes, int] | None:
+        """The next request frame and the request memory reserved for it (the caller
+        releases it), or None at a clean end of stream.
+
+        Raises:
+            _Disconnect: a bad size prefix, the idle deadline, a peer gone mid-frame,
+                or the server stopping while this waited for request memory.
+        """
         sock = conn.sock
-        sock.settimeout(self.config.idle_timeout_s)
-        try:
-            prefix = self._recv_exact(sock, 4)
-        except TimeoutError:
-            raise _Disconnect(f"idle for {self.config.idle_timeout_s} s") from None
+        prefix = self._recv_exact(sock, 4, deadline, False)
         if prefix is None:
             return None
         size = _I32.unpack(prefix)[0]
-        if size < 0 or size > self.config.max_request_bytes:
+        limit = min(self.config.max_request_bytes, self.memory.capacity)
+        if size < 0 or size > limit:
+            which = ("max_request_bytes" if limit == self.config.max_request_bytes
+                     else "queued_max_request_bytes")
             log.warning("closing connection from %s: request size %d is outside "
-                        "0..%d (max_request_bytes)", conn.peer, size,
-                        self.config.max_request_bytes)
+                        "0..%d (%s)", conn.peer, size, limit, which)
             raise _Disconnect("bad request size")
-        sock.settimeout(FRAME_TIMEOUT_S)
-        body = self._recv_exact(sock, size) if size else b""
-        if body is None:
-            raise _Disconnect("the peer closed the connection after a size prefix")
-        return body
+        waited_from = time.monotonic()
+        if not self.memory.reserve(size, self.stopping):
+            raise _Disconnect("the server is stopping")
+        # Waiting for memory is the server's doing, not the peer's: it does not count
+        # against the peer's idle time.
+        deadline += time.monotonic() - waited_from
+        try:
+            body = self._recv_exact(sock, size, deadline, True) if size else b""
+        except BaseException:
+            self.memory.release(size)
+            raise
+        assert body is not None
+        return body, size
 
     # -- dispatch -----------------------------------------------------------------------
 
@@ -451,6 +587,23 @@ class KafkaServer:
 
 class _Disconnect(Exception):
     """The connection cannot continue (bad framing, idle, peer gone)."""
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the peer closed or reset the connection (without consuming anything it
+    sent: a pipelined request stays for the next read). Only the connection's own
+    thread may call it."""
+    try:
+        previous = sock.gettimeout()
+        sock.settimeout(0.0)  # a socket with a timeout would wait for data first
+        try:
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        finally:
+            sock.settimeout(previous)
+    except (BlockingIOError, InterruptedError):
+        return False  # nothing to read: still there
+    except (OSError, ValueError):  # reset, or already closed
+        return True
 
 
 def _close_quietly(sock: socket.socket) -> None:

@@ -14,9 +14,22 @@ markers and the offsets. The bridge:
   transaction's first batch there is written;
 * TxnOffsetCommit validates and stages offsets (with the KIP-447 member check), which
   EndTxn(commit) stores atomically with the commit markers; EndTxn(abort) drops them.
+  Until then an OffsetFetch with ``require_stable`` gets ``UNSTABLE_OFFSET_COMMIT`` for
+  those partitions (:meth:`TxnRegistry.pending_offsets`; KIP-447), as from Kafka.
 
 Staged offsets live in the server's memory (per transactional id), as Kafka's live in
 the coordinator until the commit: a server restart aborts the open transaction anyway.
+
+Limits, as Kafka's coordinator has them: InitProducerId refuses a transaction timeout
+above :data:`MAX_TRANSACTION_TIMEOUT_S` (``transaction.max.timeout.ms``, 15 min) with
+``INVALID_TRANSACTION_TIMEOUT``, so an abandoned transaction cannot hold back
+``read_committed`` consumers for days; and the server forgets the state of a
+transactional id none of whose requests came for ``transactional_id_expiration_s``
+(``transactional.id.expiration.ms``, 7 days), so the registry does not grow with
+every id ever used. A forgotten id's next TxnOffsetCommit is refused
+(``INVALID_TXN_STATE``, as for an id this server never initialised); InitProducerId
+starts it afresh. The store keeps its own record of the id (producer id and epoch)
+regardless.
 
 Thread-safety: handlers run in connection threads; :class:`TxnRegistry` has a lock for
 its map, and each :class:`WireTransaction` a lock for its staged offsets.
@@ -26,7 +39,9 @@ from __future__ import annotations
 
 import datetime
 import threading
-from typing import Any
+import time
+from collections import OrderedDict
+from typing import Any, Callable
 
 from ..errors import (
     CommitFailedError,
@@ -38,57 +53,136 @@ from ..records import OffsetAndMetadata, TopicPartition
 from ._apis import ApiKey, ConnectionContext, ErrorCode, error_code_for, register, \
     response_class
 
-__all__ = ["TxnRegistry", "WireTransaction", "check_producer"]
+__all__ = ["MAX_TRANSACTION_TIMEOUT_S", "TxnRegistry", "WireTransaction",
+           "check_producer"]
 
 _ZERO = datetime.timedelta(0)
+#: Kafka's transaction.max.timeout.ms default (15 min), in seconds.
+MAX_TRANSACTION_TIMEOUT_S = 900.0
 
 
 class WireTransaction:
     """The producer-side state of one wire ``transactional_id`` (see module doc)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, timeout_s: float = 60.0) -> None:
         self.name = name
         self.fenced: str | None = None
-        # Guards offsets.
+        self.timeout_s = timeout_s  # its transactions' timeout (InitProducerId)
+        self.last_used = 0.0  # registry clock; written under TxnRegistry._lock
+        # Guards offsets and staged_at.
         self._lock = threading.Lock()
         self.offsets: dict[str, tuple[dict, Any]] = {}  # group -> (rows by tp, check)
+        self.staged_at: float | None = None  # registry clock: first staging of the txn
 
     def _fence(self, reason: str) -> None:
         """Called by the coordinator when a newer producer took the id."""
         self.fenced = reason
 
-    def stage(self, group: str, rows: dict, check: Any) -> None:
+    def stage(self, group: str, rows: dict, check: Any, now: float) -> None:
+        """Stage offsets (``rows`` by TopicPartition) for ``group`` until EndTxn."""
         with self._lock:
             merged = dict(self.offsets.get(group, ({}, None))[0])
             merged.update(rows)
             self.offsets[group] = (merged, check)
+            if self.staged_at is None:
+                self.staged_at = now
 
     def take_offsets(self) -> dict[str, tuple[list, Any]]:
         with self._lock:
             out = {g: (list(rows.values()), check) for g, (rows, check) in
                    self.offsets.items()}
             self.offsets = {}
+            self.staged_at = None
         return out
+
+    def pending(self, group: str, now: float) -> set[TopicPartition]:
+        """The partitions of ``group`` with offsets staged in a transaction that may
+        still commit (staged less than its transaction timeout ago: past that, the
+        store has aborted it, or its producer is gone)."""
+        with self._lock:
+            if self.staged_at is None or now - self.staged_at > self.timeout_s:
+                return set()
+            return set(self.offsets.get(group, ({}, None))[0])
 
 
 class TxnRegistry:
-    """The server's wire transactions by transactional id (thread-safe)."""
+    """The server's wire transactions by transactional id.
 
-    def __init__(self) -> None:
-        # Guards _by_name.
+    Thread-safe. An id is forgotten once no request used it for ``expiration_s``
+    seconds (Kafka's ``transactional.id.expiration.ms``); one whose offsets are still
+    staged is kept at least as long as its transaction timeout, after which the store
+    has aborted that transaction and fenced its producer anyway. Expiry runs on use,
+    from the least recently used end: O(ids expired), nothing when none is due.
+
+    Attributes:
+        clock: the monotonic clock expiry reads (a seam: tests advance time).
+    """
+
+    def __init__(self, expiration_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.expiration_s = expiration_s
+        self.clock = clock
+        # Guards _by_name (least recently used first) and each entry's last_used.
         self._lock = threading.Lock()
-        self._by_name: dict[str, WireTransaction] = {}
+        self._by_name: OrderedDict[str, WireTransaction] = OrderedDict()
 
-    def fresh(self, name: str) -> WireTransaction:
+    def fresh(self, name: str, timeout_s: float = 60.0) -> WireTransaction:
         """A new stand-in for ``name`` (each InitProducerId fences the previous one)."""
-        wt = WireTransaction(name)
+        wt = WireTransaction(name, timeout_s)
         with self._lock:
+            now = self.clock()
+            wt.last_used = now
             self._by_name[name] = wt
+            self._by_name.move_to_end(name)
+            self._expire(now)
         return wt
 
-    def get(self, name: str) -> WireTransaction | None:
+    def get(self, name: str | None) -> WireTransaction | None:
+        """The stand-in for ``name`` (None if unknown or expired); counts as a use."""
         with self._lock:
-            return self._by_name.get(name)
+            now = self.clock()
+            self._expire(now)
+            wt = self._by_name.get(name) if name is not None else None
+            if wt is not None:
+                wt.last_used = now
+                self._by_name.move_to_end(name)
+            return wt
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_name)
+
+    def now(self) -> float:
+        """The registry's clock."""
+        return self.clock()
+
+    def pending_offsets(self, group: str) -> set[TopicPartition]:
+        """The partitions of ``group`` whose offsets an open transaction has staged
+        (KIP-447: an OffsetFetch with ``require_stable`` must not read them yet).
+
+        Cost: a look at every transactional id the server holds.
+        """
+        with self._lock:
+            stand_ins = list(self._by_name.values())
+            now = self.clock()
+        out: set[TopicPartition] = set()
+        for wt in stand_ins:
+            out |= wt.pending(group, now)
+        return out
+
+    def _expire(self, now: float) -> None:
+        """Forget the ids idle for too long (lock held)."""
+        kept = []
+        while self._by_name:
+            name, wt = next(iter(self._by_name.items()))
+            idle = now - wt.last_used
+            if idle <= self.expiration_s:
+                break
+            del self._by_name[name]
+            if wt.offsets and idle <= wt.timeout_s:
+                kept.append(wt)  # its transaction may still be open: not yet
+        for wt in kept:  # at the recent end: looked at again when those before go
+            self._by_name[wt.name] = wt
 
 
 def _registry(ctx: ConnectionContext) -> TxnRegistry:
@@ -112,6 +206,7 @@ def check_producer(ctx: ConnectionContext, name: str | None, producer_id: int,
         (error code, coordinator state): ``none`` and the state when the caller holds
         the id's current epoch.
     """
+    _registry(ctx).get(name)  # a use: keeps the id's stand-in from expiring
     state = _state(ctx, name)
     if state is None:
         return ErrorCode.invalid_producer_id_mapping, None
@@ -130,9 +225,9 @@ def init_transactional(ctx: ConnectionContext, request: Any) -> tuple[ErrorCode,
     timeout = request.transaction_timeout
     timeout_ms = timeout.total_seconds() * 1000 if hasattr(timeout, "total_seconds") \
         else float(timeout)
-    if timeout_ms <= 0:
+    if not 0 < timeout_ms <= MAX_TRANSACTION_TIMEOUT_S * 1000:
         return ErrorCode.invalid_transaction_timeout, -1, -1
-    stand_in = _registry(ctx).fresh(name)
+    stand_in = _registry(ctx).fresh(name, timeout_ms / 1000)
     try:
         _state_obj, pid, epoch = ctx.broker._txns.init_transactions(
             stand_in, name, timeout_ms)
@@ -232,7 +327,7 @@ def txn_offset_commit(ctx: ConnectionContext, request: Any, api_version: int) ->
                         row[1] = failure
         else:
             assert wire is not None
-            wire.stage(request.group_id, rows, check)
+            wire.stage(request.group_id, rows, check, _registry(ctx).now())
     return Response(throttle_time=_ZERO, topics=tuple(
         TopicResp(name=name, partitions=tuple(
             PartResp(partition_index=i, error_code=c) for i, c in parts))

@@ -1,14 +1,10 @@
-"""Kafka's RecordBatch v2 (magic 2) on the wire, to and from mqlog's stored batches.
+"""Produced records: Kafka's RecordBatch v2 (magic 2) from a Produce request, as columns.
 
 Produce requests carry a ``records`` blob of one or more RecordBatch v2 (normally
 one); :func:`decode_batches` checks each one (length, magic, CRC-32C), decompresses it
 (gzip, snappy raw or xerial-framed, lz4 frame, zstd) and unpacks its records into the
-columns mqlog stores. Fetch responses carry stored batches re-encoded by
-:func:`encode_stored`: header fields map one to one (mqlog's header carries Kafka's
-fields and uses Kafka's attribute bits for the timestamp type, transactional and
-control flags), records are written uncompressed (the loopback wire does not need it
-and clients decode every codec anyway), offsets keep their deltas so compacted batches
-keep their gaps.
+columns mqlog stores (:class:`WireBatch`). The other direction, stored batches encoded
+for Fetch responses, is ``_encoder.py``; the varints of both are ``_varint.py``.
 
 Kafka layout (big-endian; varints are zigzag)::
 
@@ -21,35 +17,30 @@ Kafka layout (big-endian; varints are zigzag)::
     | (headerKeyLength varint | headerKey | headerValueLength varint | headerValue)*
 
 Speed (pure Python, so per-record bytecode is what costs; figures on a 2-core VM):
-walking the varints of a record costs about a microsecond, so both directions avoid it
-where they can.
+walking the varints of a record costs about a microsecond, so decoding avoids it where
+it can. It looks for *runs*: consecutive records with the same layout (same length,
+same key and value sizes, no headers, timestamp deltas of the same width, offset
+deltas counting up from 0), as batches of same-sized records are. The first record of
+a run is decoded field by field; the rest of the run is checked with a few C calls per
+fixed byte over extended slices (``p[start::stride]``; a run ends where one differs,
+``lstrip`` counts the equal prefix), and one ``struct`` format per layout cuts the
+keys and values of many records at once (~0.1 µs per record in all). Anything else
+(headers, sizes that vary, offset deltas that do not count up, short runs) goes
+through the record-at-a-time loop from where the runs stopped (~1 µs per record).
+Both give the same result for the same bytes; ``tests/test_server_records.py`` checks
+that.
 
-* Decoding looks for *runs*: consecutive records with the same layout (same length,
-  same key and value sizes, no headers, timestamp deltas of the same width, offset
-  deltas counting up from 0), as batches of same-sized records are. The first record
-  of a run is decoded field by field; the rest of the run is checked with a few C
-  calls per fixed byte over extended slices (``p[start::stride]``; a run ends where
-  one differs, ``lstrip`` counts the equal prefix), and one ``struct`` format per
-  layout cuts the keys and values of many records at once (~0.1 µs per record in
-  all). Anything else (headers, sizes that vary, offset deltas that do not count up,
-  short runs) goes through the record-at-a-time loop from where the runs stopped
-  (~1 µs per record). Both give the same result for the same bytes;
-  ``tests/test_server_records.py`` checks that.
-* Encoding builds each column of a batch (record lengths, varints from tables of
-  precomputed encodings, keys, values) with C-level ``map``, merges the pieces that
-  are the same for every record, interleaves the columns by list slice assignment and
-  joins once (~0.3 µs per record).
-* A produced batch whose records are dense and plain is kept, as sent, in the
-  encoded-batch cache under the key Fetch uses, so consumers that follow the producer
-  get the producer's own bytes back (what a Kafka broker does) without any encoding.
+A produced batch whose records are dense and plain can be served back to consumers
+exactly as sent (:attr:`WireBatch.servable`, :meth:`WireBatch.wire`): the appender
+puts it in the encoder's cache under the stored batch's key.
 
 Message sets v0/v1 (magic 0/1) are not accepted: every client in the supported list
 (kafka-python 3, librdkafka 2, aiokafka, Java 3+) writes v2 to a broker that offers
 Produce v3+ (which requires v2).
 
-Thread-safety: pure functions; the encode cache and the lookup tables have their own
-locks; the compiled struct formats are a plain dict (single operations, and an entry
-lost to a concurrent clear is compiled again).
+Thread-safety: pure functions; the offset-delta tables have their own lock; the
+compiled struct formats are a plain dict (single operations, and an entry lost to a
+concurrent clear is compiled again).
 """
 
 from __future__ import annotations
@@ -57,38 +48,38 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections import OrderedDict
 from itertools import repeat
-from operator import add, sub
-from typing import Any, Sequence
+from operator import add
+from typing import Any
 
 from ..batch import (
     ATTR_CODEC_MASK,
     ATTR_CONTROL,
     ATTR_LOG_APPEND_TIME,
     ATTR_TRANSACTIONAL,
-    DecodedBatch,
     crc32c,
-    decode,
     pack_headers,
-    unpack_headers,
 )
+from ._varint import ZIGZAG, read_uvarint, read_varint
 
-__all__ = ["MAX_EXPANDED_BYTES", "RecordError", "WireBatch", "cache_wire", "decode_batches",
-           "encode_stored"]
+__all__ = ["BATCH_HEAD_SIZE", "MAX_EXPANDED_BYTES", "MIN_RUN", "SHARED_ATTRS", "WIRE_HEAD",
+           "RecordError", "WireBatch", "decode_batches"]
 
 _BATCH_HEAD = struct.Struct(">qiibIhiqqqhii")
 BATCH_HEAD_SIZE = _BATCH_HEAD.size  # 61
 _CRC_FROM = 21  # attributes start here: the CRC covers [21:]
 _RECORDS_IN_BODY = BATCH_HEAD_SIZE - _CRC_FROM  # where records start in the CRC'd part
-_WIRE_HEAD = struct.Struct(">qiibI")  # base offset .. crc: the part Fetch may rewrite
+#: Base offset .. crc: the part of a batch Fetch may rewrite (the CRC does not cover it).
+WIRE_HEAD = struct.Struct(">qiibI")
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _I32 = struct.Struct(">i")
 
-# Kafka's attribute bits that mqlog's stored header shares (codec excluded).
-_SHARED_ATTRS = ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL
+#: Kafka's attribute bits that mqlog's stored header shares (codec excluded).
+SHARED_ATTRS = ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL
 # Attribute bits a produced batch may carry and still be served back as sent.
 _PLAIN_ATTRS = ATTR_CODEC_MASK | ATTR_TRANSACTIONAL
+
+
 
 
 class RecordError(ValueError):
@@ -149,67 +140,9 @@ class WireBatch:
         """The batch as sent, with ``base_offset`` and ``leader_epoch`` written in (the
         CRC does not cover them)."""
         body = self._body
-        return _WIRE_HEAD.pack(base_offset, len(body) + 9, leader_epoch, 2,
+        return WIRE_HEAD.pack(base_offset, len(body) + 9, leader_epoch, 2,
                                self._crc) + body
 
-
-# -- varints --------------------------------------------------------------------------
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """A zigzag varint (up to 64 bits) at ``pos``; returns (value, next position)."""
-    value = shift = 0
-    while True:
-        b = buf[pos]  # IndexError past the end: the caller turns it into RecordError
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (value >> 1) ^ -(value & 1), pos
-        shift += 7
-        if shift > 63:
-            raise RecordError("corrupt_message", "a varint in a record is over 10 bytes")
-
-
-def _varint(n: int) -> bytes:
-    """Zigzag-encode a signed 64-bit int."""
-    z = (n << 1) ^ (n >> 63)
-    if z < 0x80:
-        return bytes((z,))
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-# Precomputed encodings: lengths, offset deltas and timestamp deltas of ordinary records
-# are small, so a table lookup (done by map() in C) replaces the encoding loop.
-_TABLE_SIZE = 1 << 14
-_ENC: list[bytes] = [_varint(i) for i in range(_TABLE_SIZE)]
-_ENC_OF: dict[int, bytes] = dict(enumerate(_ENC))
-_ENC_OF[-1] = b"\x01"  # null keys and values
-# Zigzag decoding of the raw values of 1- and 2-byte varints.
-_ZIGZAG: tuple[int, ...] = tuple((z >> 1) ^ -(z & 1) for z in range(_TABLE_SIZE))
-
-
-def _v(n: int) -> bytes:
-    return _ENC[n] if 0 <= n < _TABLE_SIZE else _varint(n)
-
-
-def _varints(ints: Sequence[int]) -> list[bytes]:
-    """The zigzag varints of a sequence of ints (table lookups in C when they fit)."""
-    try:
-        return list(map(_ENC_OF.__getitem__, ints))
-    except KeyError:
-        return [_v(i) for i in ints]
-
-
-def _sizes(items: Sequence[bytes | None]) -> list[int]:
-    """Lengths of a column, -1 for None."""
-    try:
-        return list(map(len, items))
-    except TypeError:
-        return [-1 if x is None else len(x) for x in items]
 
 
 # -- decompression ----------------------------------------------------------------------
@@ -416,8 +349,8 @@ def _unpack_loop(p: bytes, pos: int, end: int, i: int, count: int, base_ts: int,
                  ) -> tuple[int, list[bytes] | None, bool]:
     """Records ``i..count-1`` from ``pos``; returns (end position, packed headers or
     None, whether the offset deltas counted up)."""
-    rv = _read_varint
-    zz = _ZIGZAG  # 1- and 2-byte varints are decoded inline through it
+    rv = read_varint
+    zz = ZIGZAG  # 1- and 2-byte varints are decoded inline through it
     kappend, vappend, tappend = keys.append, values.append, timestamps.append
     headers: list[bytes] | None = None
     dense = True
@@ -548,35 +481,22 @@ def _offset_table(width: int, stop: int) -> list[bytes]:
     return cols
 
 
-def _uvarint(p: bytes, pos: int) -> tuple[int, int]:
-    """A raw (not zigzag-decoded) varint of up to 10 bytes; (value, next position)."""
-    value = shift = 0
-    while True:
-        b = p[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint over 10 bytes")
-
 
 def _layout(p: bytes, pos: int, end: int) -> tuple[int, ...] | None:
     """Field positions (relative to ``pos``) of a record with no headers, or None for
     a record the general loop must handle (headers, or malformed)."""
     try:
-        z, q = _uvarint(p, pos)
+        z, q = read_uvarint(p, pos, end, 10)
         rec_end = q + (z >> 1)
         if z & 1 or rec_end > end:
             return None
         t = q + 1  # after the record attributes
-        _, o = _uvarint(p, t)
-        _, kl = _uvarint(p, o)
-        kz, k = _uvarint(p, kl)
+        _, o = read_uvarint(p, t, end, 10)
+        _, kl = read_uvarint(p, o, end, 10)
+        kz, k = read_uvarint(p, kl, end, 10)
         klen = (kz >> 1) ^ -(kz & 1)
         vl = k + klen if klen >= 0 else k
-        vz, v = _uvarint(p, vl)
+        vz, v = read_uvarint(p, vl, end, 10)
         vlen = (vz >> 1) ^ -(vz & 1)
         h = v + vlen if vlen >= 0 else v
         if h + 1 != rec_end or p[h] != 0:
@@ -625,12 +545,12 @@ def _unpack_runs(p: bytes, pos: int, end: int, count: int, base_ts: int, keys: l
             break  # offset deltas that do not count up: the general loop keeps them
         if tsize == 1:
             if stamps is None:  # the 64 smallest deltas either side, shared objects
-                stamps = list(map(base_ts.__add__, _ZIGZAG[:128]))
+                stamps = list(map(base_ts.__add__, ZIGZAG[:128]))
             timestamps.extend(map(stamps.__getitem__, p[t0:stop:stride]))
         else:
             raw = map(add, p[t0:stop:stride].translate(_LOW7),
                       map((128).__mul__, p[t0 + 1:stop:stride]))
-            timestamps.extend(map(base_ts.__add__, map(_ZIGZAG.__getitem__, raw)))
+            timestamps.extend(map(base_ts.__add__, map(ZIGZAG.__getitem__, raw)))
         # Keys and values: one struct format cuts every record of a chunk of the run.
         fmt = []
         done = 0  # bytes of the record the format covers so far
@@ -675,255 +595,3 @@ def _cut_records(fmt: str, p: bytes, pos: int, m: int, stride: int) -> list[byte
         for fields in one.iter_unpack(memoryview(p)[full:pos + m * stride]):
             out += fields
     return out
-
-
-# -- encoding stored batches for Fetch --------------------------------------------------
-
-_cache_lock = threading.Lock()  # guards _cache and _cache_size
-_cache: OrderedDict[tuple, bytes] = OrderedDict()
-_CACHE_BYTES = 32 << 20
-_cache_size = 0
-
-
-def cache_wire(cache_key: tuple, wire: bytes, leader_epoch: int = 0) -> None:
-    """Remember ``wire`` as the encoding of the stored batch ``cache_key`` names (see
-    :func:`encode_stored`); used for batches produced over the wire."""
-    _remember((cache_key, leader_epoch), wire)
-
-
-def _remember(key: tuple, wire: bytes) -> None:
-    global _cache_size
-    with _cache_lock:
-        if key in _cache:
-            return
-        _cache[key] = wire
-        _cache_size += len(wire)
-        while _cache_size > _CACHE_BYTES and _cache:
-            _, old = _cache.popitem(last=False)
-            _cache_size -= len(old)
-
-
-def encode_stored(raw: bytes, leader_epoch: int = 0, cache_key: Any = None) -> bytes:
-    """A stored batch (as read from the store) as Kafka RecordBatch v2 bytes,
-    uncompressed.
-
-    Args:
-        cache_key: when given (``(topic id, partition, base offset, stored crc)``), the
-            encoding is kept in a small LRU so consumers reading the same batch neither
-            decode nor re-encode it.
-
-    Raises:
-        CorruptStoreError: the stored batch is damaged.
-
-    Cost: a cache hit is a dict lookup; otherwise decoding the stored batch and about
-    0.3 µs per record.
-    """
-    key = None
-    if cache_key is not None:
-        key = (cache_key, leader_epoch)
-        with _cache_lock:
-            hit = _cache.get(key)
-            if hit is not None:
-                _cache.move_to_end(key)
-                return hit
-    out = _encode(decode(raw), leader_epoch)
-    if key is not None:
-        _remember(key, out)
-    return out
-
-
-_tables_lock = threading.Lock()  # guards building _tables
-_tables: dict[str, list] = {}
-
-
-def _table(name: str) -> list:
-    """A lookup table built on first use (each costs ~10 ms and ~1 MB).
-
-    ``"mid"``: per offset delta d, timestamp delta 0 and d (a record's middle when its
-    timestamp is the batch's first); ``"mid-len"``: their lengths; ``"enc-len"``: the
-    lengths of ``_ENC``; ``"null-key-value"``: per value length v, the null key's
-    length (-1) and v; ``"start"``: per record length L, L and the record attributes
-    (0); ``"next"``: the same after the previous record's header count (0).
-    """
-    table = _tables.get(name)
-    if table is None:
-        with _tables_lock:
-            table = _tables.get(name)
-            if table is None:
-                table = _tables[name] = _build_table(name)
-    return table
-
-
-def _build_table(name: str) -> list:
-    if name == "mid":
-        return [b"\0" + e for e in _ENC]
-    if name.endswith("-len"):
-        return list(map(len, _table(name[:-4]) if name != "enc-len" else _ENC))
-    if name == "null-key-value":
-        return [b"\x01" + e for e in _ENC]
-    if name == "start":
-        return [e + b"\0" for e in _ENC]
-    if name == "next":
-        return [b"\0" + e + b"\0" for e in _ENC]
-    raise AssertionError(name)
-
-
-def _lookup(table: list, ints: list[int], default: Any) -> list:
-    """``table[i]`` for every i, or ``default(i)`` for all when one is out of range."""
-    first = ints[0]
-    if ints.count(first) == len(ints):  # one C pass; common (same-sized records)
-        return [table[first] if 0 <= first < len(table) else default(first)] * len(ints)
-    if 0 <= min(ints) and max(ints) < len(table):
-        return list(map(table.__getitem__, ints))
-    return [default(i) for i in ints]
-
-
-def _same(ints: list[int]) -> int | list[int]:
-    """The one value of ``ints`` when they are all equal, else ``ints``."""
-    first = ints[0]
-    return first if ints.count(first) == len(ints) else ints
-
-
-def _width(n: int) -> int:
-    return len(_v(n))
-
-
-def _encoded_column(ints: list[int]) -> tuple[list[bytes], int | list[int]]:
-    """The varints of ``ints`` and their lengths: one int when they all have the same
-    (varint widths grow with the distance from 0, so the extremes decide)."""
-    first = ints[0]
-    if ints.count(first) == len(ints):
-        enc = _v(first)
-        return [enc] * len(ints), len(enc)
-    enc_list = _varints(ints)
-    lo, hi = min(ints), max(ints)
-    wlo, whi = _width(lo), _width(hi)
-    if wlo == whi and (lo >= 0 or hi < 0 or wlo == 1):
-        return enc_list, wlo
-    return enc_list, list(map(len, enc_list))
-
-
-def _interleave(columns: list[Sequence[Any]], n: int) -> list[Any]:
-    """Record by record, one item of each column (list slice assignment: no tuples)."""
-    k = len(columns)
-    out: list[Any] = [None] * (k * n)
-    for j, column in enumerate(columns):
-        out[j::k] = column
-    return out
-
-
-def _header_section(packed: bytes) -> bytes:
-    """One record's header count and headers, from mqlog's packed form."""
-    if not packed:
-        return b"\0"
-    pairs = unpack_headers(packed)
-    out = [_v(len(pairs))]
-    for name, value in pairs:
-        nb = name.encode()
-        out.append(_v(len(nb)))
-        out.append(nb)
-        if value is None:
-            out.append(b"\x01")
-        else:
-            out.append(_v(len(value)))
-            out.append(value)
-    return b"".join(out)
-
-
-def _encode(batch: DecodedBatch, leader_epoch: int) -> bytes:
-    """Kafka bytes for a decoded stored batch.
-
-    Every record is ``length, attributes, timestamp delta, offset delta, key, value,
-    headers``. The records are built as columns of pieces (one entry per record) that
-    are joined once; pieces that are the same for every record are merged with their
-    neighbours through lookup tables so the join handles as few pieces as possible
-    (five per record for keyless records without headers).
-    """
-    n = batch.count
-    base = batch.base_offset
-    first_ts = batch.first_timestamp
-    offsets = batch.offsets
-    timestamps = batch.timestamps
-    keys = batch.keys
-    values = batch.values
-    dense = type(offsets) is range
-    columns: list[Any] = []  # per record, the pieces after its length and attributes
-    lengths: list[list[int]] = []  # per-record lengths of the columns that vary
-    const = 2  # attributes and the header count
-    if timestamps is None and dense and n <= _TABLE_SIZE:
-        columns.append(_table("mid")[:n])
-        lengths.append(_table("mid-len")[:n])
-    else:
-        if timestamps is None:
-            ts_enc: list[bytes] = [b"\0"] * n
-            ts_len: int | list[int] = 1
-        else:
-            ts_enc, ts_len = _encoded_column(list(map(sub, timestamps, repeat(first_ts))))
-        columns.append(ts_enc)
-        if dense and n <= _TABLE_SIZE:
-            columns.append(_ENC[:n])
-            lengths.append(_table("enc-len")[:n])
-        else:
-            off_enc, off_len = _encoded_column(
-                list(range(n)) if dense else list(map(sub, offsets, repeat(base))))
-            columns.append(off_enc)
-            const, lengths = _add_length(const, lengths, off_len)
-        const, lengths = _add_length(const, lengths, ts_len)
-    if keys is not None:
-        key_sizes = _sizes(keys)
-        enc, enc_len = _encoded_column(key_sizes)
-        columns.append(enc)
-        const, lengths = _add_length(const, lengths, enc_len)
-        if min(key_sizes) < 0:
-            keys = [b"" if k is None else k for k in keys]
-            key_sizes = list(map(len, keys))
-        columns.append(keys)
-        const, lengths = _add_length(const, lengths, _same(key_sizes))
-    sizes = _sizes(values)
-    if keys is None:  # the null key's length goes with the value's
-        enc = _lookup(_table("null-key-value"), sizes, lambda v: b"\x01" + _v(v))
-        enc_len = len(enc[0]) if enc.count(enc[0]) == n else list(map(len, enc))
-    else:
-        enc, enc_len = _encoded_column(sizes)
-    columns.append(enc)
-    const, lengths = _add_length(const, lengths, enc_len)
-    if min(sizes) < 0:
-        values = [b"" if x is None else x for x in values]
-        sizes = list(map(len, values))
-    columns.append(values)
-    const, lengths = _add_length(const, lengths, _same(sizes))
-    if batch.headers is not None:
-        sections = list(map(_header_section, batch.headers))
-        columns.append(sections)
-        const -= 1  # counted a header count of 0
-        const, lengths = _add_length(const, lengths, list(map(len, sections)))
-    if lengths:
-        total = lengths[0]
-        for more in lengths[1:]:
-            total = list(map(add, total, more))
-        total = list(map(const.__add__, total))
-    else:
-        total = [const] * n
-    if batch.headers is None:
-        # The header count (0) of record i-1 goes with the length of record i.
-        starts = _lookup(_table("next"), total, lambda n: b"\0" + _v(n) + b"\0")
-        starts[0] = starts[0][1:]
-        pieces = _interleave([starts, *columns], n)
-        pieces.append(b"\0")
-    else:
-        starts = _lookup(_table("start"), total, lambda n: _v(n) + b"\0")
-        pieces = _interleave([starts, *columns], n)
-    records = b"".join(pieces)
-    attributes = batch.attributes & _SHARED_ATTRS
-    tail = struct.pack(">hiqqqhii", attributes, batch.last_offset - base, first_ts,
-                       batch.max_timestamp, batch.producer_id, batch.producer_epoch,
-                       batch.base_sequence, n) + records
-    length = 4 + 1 + 4 + len(tail)  # leader epoch, magic, crc, rest
-    return _WIRE_HEAD.pack(base, length, leader_epoch, 2, crc32c(tail)) + tail
-
-
-def _add_length(const: int, lengths: list[list[int]], more: int | list[int]
-                ) -> tuple[int, list[list[int]]]:
-    if type(more) is int:
-        return const + more, lengths
-    return const, lengths + [more]
