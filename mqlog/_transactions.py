@@ -187,8 +187,12 @@ class TransactionCoordinator:
         with self._lock:
             stale = [s for s in self._ids.values() if s.open]
         for state in stale:
-            self._broker._writer.run(*self._end_job(state, state.epoch, False, {}),
-                                     sync=True)
+            # Bump the epoch too: a client of `mqlog serve` that outlived the restart
+            # must not go on to commit the second half of a half-aborted transaction.
+            self._broker._writer.run(*self._end_job(state, state.epoch, False, {},
+                                                    bump=True), sync=True)
+            state.fenced_reason = ("its transaction was aborted when the broker "
+                                   "restarted; call init_transactions() again")
         if stale:
             log.info("aborted %d transaction(s) left open by a previous process",
                      len(stale))

@@ -1170,6 +1170,9 @@ def test_transaction_left_open_by_a_killed_process_is_aborted_on_reopen(data_dir
         tps = [TP("t", 0), TP("t", 1)]
         for tp in tps:
             assert broker._partition(tp).open_txns == {}
+        # The abort fenced the dead producer's epoch: a client that outlived the
+        # restart (over `mqlog serve`) cannot finish the half-aborted transaction.
+        assert broker._txns._ids["tx"].epoch == child_epoch + 1
         assert markers(broker, "t", 0) == [(1, "commit"), (4, "abort")]
         assert markers(broker, "t", 1) == [(1, "abort")]
         c = reader(broker, *tps)
@@ -1357,5 +1360,6 @@ def test_racing_first_init_transactions_keep_one_state_per_id(data_dir):
         c = reader(broker, TP("t", 0))
         assert c.end_offsets([TP("t", 0)]) == {TP("t", 0): 80}
         assert available(c) == []
-        assert txn_producer(broker, "id0")._epoch == epoch + 1
+        # Recovery's abort bumped the epoch once, init_transactions() once more.
+        assert txn_producer(broker, "id0")._epoch == epoch + 2
         broker._check()
