@@ -75,6 +75,9 @@ _EXPIRY_CHECK_S = 60.0  # how often the writer looks for expired windows
 # Rebuilding a window reads batch headers back from the partition's newest batch, at
 # most this many batches (each read copies the batch out of LMDB, so also bytes).
 _LOOKBACK_BATCHES = 1000
+# A transactional id with no open transaction and no live producer, unused this long,
+# is forgotten by the cleaner (Kafka's transactional.id.expiration.ms default, 7 days).
+TRANSACTIONAL_ID_EXPIRATION_MS = 604_800_000
 _LOOKBACK_BYTES = 64 << 20
 
 
@@ -119,7 +122,7 @@ class TransactionalId:
     """
 
     __slots__ = ("name", "xid", "producer_id", "epoch", "timeout", "open", "deadline",
-                 "producer", "fenced_reason")
+                 "producer", "fenced_reason", "used_ms", "busy")
 
     def __init__(self, name: str, xid: int, producer_id: int, epoch: int) -> None:
         self.name = name
@@ -131,12 +134,27 @@ class TransactionalId:
         self.deadline: float | None = None  # monotonic time the open txn times out
         self.producer: Any = None  # weakref to the live producer holding the epoch
         self.fenced_reason = ""
+        self.used_ms = _now_ms()  # wall clock of the last write of its state
+        self.busy = 0  # init_transactions() calls in progress (under the lock)
 
     def doc(self, open_parts: dict[PartitionLog, int] | None = None) -> bytes:
+        """The stored form; writing it counts as a use (see ``used_ms``)."""
         parts = self.open if open_parts is None else open_parts
+        self.used_ms = _now_ms()
         return _store.dumps_json({
             "id": self.name, "pid": self.producer_id, "epoch": self.epoch,
+            "used": self.used_ms,
             "open": [[p.topic_id, p.partition, first] for p, first in parts.items()]})
+
+    def idle_since(self, cutoff_ms: int) -> bool:
+        """No open transaction, no live producer, no init in progress, and unused since
+        ``cutoff_ms`` (call under the coordinator's lock)."""
+        return (not self.open and self.busy == 0 and self.used_ms < cutoff_ms
+                and (self.producer is None or self.producer() is None))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class TransactionCoordinator:
@@ -152,6 +170,7 @@ class TransactionCoordinator:
         # window for one of them may be in the log (set by load()).
         self._session_pids_from = 0
         self.producer_id_expiration_s = PRODUCER_ID_EXPIRATION_S
+        self.transactional_id_expiration_ms = TRANSACTIONAL_ID_EXPIRATION_MS
         self._next_expiry_check = time.monotonic() + _EXPIRY_CHECK_S
 
     # -- loading and recovery --------------------------------------------------------
@@ -163,6 +182,8 @@ class TransactionCoordinator:
             doc = _store.loads_json(raw)
             state = TransactionalId(doc["id"], _U32.unpack_from(key, 1)[0], doc["pid"],
                                     doc["epoch"])
+            # Stores written before "used" was kept start their clock now.
+            state.used_ms = doc.get("used", state.used_ms)
             for tid, part, first in doc["open"]:
                 tlog = topics_by_id.get(tid)
                 if tlog is not None and part < len(tlog.partitions):
@@ -228,6 +249,8 @@ class TransactionCoordinator:
         writer = self._broker._writer
         with self._lock:
             state = self._ids.get(name)
+            if state is not None:
+                state.busy += 1  # not expired while this call uses it
         if state is None:
             def create(txn: Any) -> TransactionalId:
                 known = txn.scratch.setdefault("txn_ids", {})
@@ -246,23 +269,29 @@ class TransactionCoordinator:
                 with self._lock:
                     current = self._ids.setdefault(name, fresh)
                     self._by_pid[current.producer_id] = current
+                    current.busy += 1
                 return current
 
             state = writer.run(create, adopt, sync=True)
-        # Abort what the previous holder left open, then bump the epoch: both in one job.
-        producer_id, epoch = writer.run(
-            *self._end_job(state, None, False, {}, bump=True), sync=True)
-        with self._lock:
-            # The epoch this call's own bump produced, never a later one: two racing
-            # callers adopting the newest epoch would both write with it, and each
-            # one's batches would pass for retries of the other's.
-            if (state.producer_id, state.epoch) != (producer_id, epoch):
-                raise ProducerFencedError(
-                    f"a newer producer with transactional_id {name!r} called "
-                    f"init_transactions() at the same time and holds epoch {state.epoch}")
-            old = state.producer() if state.producer is not None else None
-            state.producer = weakref.ref(producer)
-            state.timeout = timeout_ms / 1000.0
+        try:
+            # Abort what the previous holder left open, then bump the epoch: one job.
+            producer_id, epoch = writer.run(
+                *self._end_job(state, None, False, {}, bump=True), sync=True)
+            with self._lock:
+                # The epoch this call's own bump produced, never a later one: two
+                # racing callers adopting the newest epoch would both write with it,
+                # and each one's batches would pass for retries of the other's.
+                if (state.producer_id, state.epoch) != (producer_id, epoch):
+                    raise ProducerFencedError(
+                        f"a newer producer with transactional_id {name!r} called "
+                        f"init_transactions() at the same time and holds epoch "
+                        f"{state.epoch}")
+                old = state.producer() if state.producer is not None else None
+                state.producer = weakref.ref(producer)
+                state.timeout = timeout_ms / 1000.0
+        finally:
+            with self._lock:
+                state.busy -= 1
         if old is not None and old is not producer:
             old._fence(f"a newer producer with transactional_id {name!r} called "
                        f"init_transactions() (epoch {epoch})")
@@ -350,6 +379,49 @@ class TransactionCoordinator:
         for key in stale:
             del self._windows[key]
         return len(stale)
+
+    def expire_ids(self, now_ms: int | None = None) -> int:
+        """Forget transactional ids idle longer than ``transactional_id_expiration_ms``
+        (no open transaction, no live producer); returns how many. Called by the
+        cleaner. A later ``init_transactions()`` with the name starts afresh (a new
+        producer id), as in Kafka.
+
+        Thread-safe. The decision is made twice, before deleting the stored state and
+        again before dropping it from memory: an ``init_transactions()`` that picks the
+        state up in between keeps it (its own write stores it again).
+        """
+        if now_ms is None:
+            now_ms = _now_ms()
+        cutoff = now_ms - self.transactional_id_expiration_ms
+        with self._lock:
+            candidates = [s for s in self._ids.values() if s.idle_since(cutoff)]
+        if not candidates:
+            return 0
+
+        def prepare(txn: Any) -> list[TransactionalId]:
+            with self._lock:
+                doomed = [s for s in candidates
+                          if self._ids.get(s.name) is s and s.idle_since(cutoff)]
+            for state in doomed:
+                txn.delete_meta(b"x" + _U32.pack(state.xid))
+            return doomed
+
+        def apply(doomed: list[TransactionalId]) -> int:
+            gone = []
+            with self._lock:
+                for state in doomed:
+                    if self._ids.get(state.name) is state and state.idle_since(cutoff):
+                        del self._ids[state.name]
+                        self._by_pid.pop(state.producer_id, None)
+                        gone.append(state.producer_id)
+            for key in [k for k in self._windows if k[0] in gone]:
+                del self._windows[key]  # (apply runs on the writer thread)
+            if gone:
+                log.info("forgot %d transactional id(s) unused for %g days", len(gone),
+                         self.transactional_id_expiration_ms / 86_400_000)
+            return len(gone)
+
+        return self._broker._writer.run(prepare, apply)
 
     @staticmethod
     def _window_from_log(txn: Any, producer_id: int, plog: PartitionLog) -> _Window | None:
@@ -536,6 +608,7 @@ class TransactionCoordinator:
                 plog.end_offset = max(plog.end_offset, base + 1)
             state.open = {}
             state.deadline = None
+            state.used_ms = _now_ms()
             if groups:
                 broker._adopt_groups(groups)
             with self._lock:

@@ -236,21 +236,29 @@ class LogWriter:
                 self._jobs.clear()
                 stopping = self._stopping
             try:
-                if jobs:
-                    self._run_jobs(jobs)
-                batches = []
-                for p in producers:
-                    batches.extend(p._drain(force=stopping))
-                if batches:
-                    self._write_batches(batches)
-                if expiry is not None and expiry <= time.monotonic():
-                    self._txns.expire(time.monotonic(), self._run_job)
+                self._cycle(jobs, producers, stopping, expiry)
             except BaseException:  # pragma: no cover - a bug; keep the writer alive
                 log.exception("mqlog writer cycle failed")
+            # Nothing of this cycle stays referenced while the thread waits: a closed
+            # producer must be free to go (a live one keeps its transactional id).
+            jobs = producers = []
             if stopping:
                 with self._cond:
                     if not self._jobs and self._ready_in(list(self._producers)) is None:
                         return
+
+    def _cycle(self, jobs: list[Job], producers: list[Any], stopping: bool,
+               expiry: float | None) -> None:
+        """One round of the writer: jobs, then every ready batch, then timeouts."""
+        if jobs:
+            self._run_jobs(jobs)
+        batches = []
+        for p in producers:
+            batches.extend(p._drain(force=stopping))
+        if batches:
+            self._write_batches(batches)
+        if expiry is not None and expiry <= time.monotonic():
+            self._txns.expire(time.monotonic(), self._run_job)
 
     @staticmethod
     def _ready_in(producers: list[Any]) -> float | None:

@@ -523,7 +523,8 @@ class Broker:
     # -- retention, compaction, delete_records ------------------------------------
 
     def run_cleaner(self) -> CleanerStats:
-        """Apply retention and compaction to every partition now.
+        """Apply retention and compaction to every partition now (and forget
+        transactional ids unused for 7 days, Kafka's transactional.id.expiration.ms).
 
         Returns:
             A :class:`~mqlog.cleaner.CleanerStats`: batches deleted, records removed by

@@ -94,7 +94,8 @@ class Cleaner:
     # -- one run --------------------------------------------------------------------
 
     def run(self, now_ms: int | None = None) -> CleanerStats:
-        """Apply retention and compaction to every partition now."""
+        """Apply retention and compaction to every partition now, and forget idle
+        transactional ids (see ``TransactionCoordinator.expire_ids``)."""
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         total = CleanerStats()
         with self._run_lock:
@@ -110,6 +111,8 @@ class Cleaner:
                         stats = stats + self._compact(tlog, plog, now)
                     if stats != CleanerStats():
                         total = total + attrs.evolve(stats, partitions_cleaned=1)
+            # Transactional ids unused for transactional.id.expiration (7 days) go too.
+            self._broker._txns.expire_ids(now)
         return total
 
     # -- retention ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ the producer's writer-thread sequence state), never through patches; waits are o
 broker's data condition (``poll(timeout_ms=...)``) with generous deadlines, never sleeps.
 """
 
+import gc
 import subprocess
 import sys
 import threading
@@ -238,6 +239,7 @@ def test_duplicate_older_than_the_window_is_not_written_again(broker):
                                                              "expected 7"):
         replay.get(10)
     assert len(broker.messages("t")) == 7
+    broker._check()
 
 
 def _expire_windows(broker) -> int:
@@ -294,9 +296,55 @@ def test_windows_of_idle_producers_expire(broker):
     assert idle.send("t", b"b").get(10).offset == 1
 
 
-# -- transactions: basics --------------------------------------------------------------
-    broker._check()
+def test_idle_transactional_ids_are_forgotten_after_the_expiration(data_dir):
+    """Ids unused for transactional.id.expiration (7 days) go, with their stored state;
+    ids with a live producer or an open transaction stay. The cleaner does it."""
+    with mqlog.open(data_dir, cleaner_interval_ms=None) as broker:
+        broker.create_topic("t")
+        for name in ("gone", "live", "open"):
+            p = broker.producer(transactional_id=name)
+            p.init_transactions()
+            p.begin_transaction()
+            p.send("t", name.encode())
+            if name != "open":
+                p.commit_transaction()
+            if name == "gone":
+                p.close()
+                del p  # no live producer holds the id
+            elif name == "live":
+                live = p
+            else:
+                still_open = p
+        txns = broker._txns
+        now = time.time_ns() // 1_000_000
+        assert txns.expire_ids(now) == 0  # nothing is a week old
+        assert txns.expire_ids(now + 604_800_000 + 1000) == 1  # a week later
+        assert sorted(txns._ids) == ["live", "open"]
+        # Through the cleaner, with a zero expiration: the live and open ids stay.
+        txns.transactional_id_expiration_ms = 0
+        broker.run_cleaner()
+        assert sorted(txns._ids) == ["live", "open"]
+        still_open.commit_transaction()
+        # The name starts afresh: a new producer id.
+        again = broker.producer(transactional_id="gone")
+        again.init_transactions()
+        assert again._pid not in (live._pid, still_open._pid)
+        live.close()
+        still_open.close()
+        again.close()
+        del live, still_open, again, p
+        gc.collect()  # a closed producer may sit in a reference cycle until collected
+        assert txns.expire_ids(time.time_ns() // 1_000_000 + 1) == 3
+        assert txns._ids == {}
+    with mqlog.open(data_dir) as broker:  # nothing stored comes back
+        assert broker._txns._ids == {}
+        with broker._store.read() as txn:
+            assert list(txn.meta_items(b"x")) == []
+        assert [r.value for r in broker.messages("t", isolation_level="read_committed")] \
+            == [b"gone", b"live", b"open"]
 
+
+# -- transactions: basics --------------------------------------------------------------
 
 
 def test_commit_makes_records_visible_and_markers_take_offsets(broker):
