@@ -383,6 +383,11 @@ class WriteTxn(ReadTxn):
         if last_key is not None:
             self._txn.put(last_key, _U64.pack(offset), db=self._store._tindex)
 
+    def delete_offset(self, group_id: int, topic_id: int, partition: int) -> bool:
+        """Delete one committed offset; False if there was none."""
+        return self._txn.delete(OFFSETS_KEY.pack(group_id, topic_id, partition),
+                                db=self._store._offsets)
+
     def delete_group_offsets(self, group_id: int) -> None:
         cur = self._txn.cursor(self._store._offsets)
         prefix = _U32.pack(group_id)

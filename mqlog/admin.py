@@ -158,6 +158,34 @@ class Admin:
         self._broker.commit_offsets(
             group_id, offsets, check=lambda: coord.check_commit(group_id, None, -1, tps))
 
+    def delete_consumer_group_offsets(self, group_id: str,
+                                      partitions: Iterable[TopicPartition]
+                                      ) -> list[TopicPartition]:
+        """Delete the group's committed offsets for ``partitions`` (Kafka's
+        ``deleteConsumerGroupOffsets``); returns those that had one.
+
+        Refused for a topic the group's active members subscribe to, as Kafka refuses
+        it (``GROUP_SUBSCRIBED_TO_TOPIC``): their positions would jump to
+        ``auto_offset_reset`` under them.
+
+        Raises:
+            IllegalStateError: an active member of the group subscribes to a topic of
+                ``partitions``.
+        """
+        self._check()
+        tps = [TopicPartition(*tp) for tp in partitions]
+        coord = self._broker._coordinator
+        topics = {tp.topic for tp in tps}
+
+        def check() -> None:  # inside the write: a member may have joined meanwhile
+            busy = sorted(coord.subscribed_topics(group_id, topics))
+            if busy:
+                raise IllegalStateError(
+                    f"group {group_id!r} has active members subscribed to {busy}: stop "
+                    "them (or unsubscribe) before deleting those offsets")
+
+        return self._broker.delete_committed_offsets(group_id, tps, check=check)
+
     def delete_consumer_groups(self, group_ids: Iterable[str]) -> None:
         """Delete groups and their committed offsets (refused while members are active).
 

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from . import _store
@@ -685,6 +686,35 @@ class Broker:
                 out[TopicPartition(tlog.name, part)] = OffsetAndMetadata(
                     offset, raw[_OFFSET_VALUE.size:].decode(), epoch)
         return out
+
+    def delete_committed_offsets(self, group: str, partitions: Iterable[TopicPartition],
+                                 *, check: Callable[[], None] | None = None
+                                 ) -> list[TopicPartition]:
+        """Delete ``group``'s committed offsets for ``partitions`` (one atomic write);
+        returns the partitions that had one. Unknown groups and partitions of deleted
+        topics have nothing to delete.
+
+        Args:
+            check: run inside the write transaction first; raising refuses it all.
+        """
+        self._check_writable()
+        wanted = [TopicPartition(*tp) for tp in partitions]
+
+        def prepare(txn: Any) -> list[TopicPartition]:
+            if check is not None:
+                check()
+            gid = txn.scratch.get("groups", {}).get(group, self._groups.get(group))
+            if gid is None:
+                return []
+            deleted = []
+            for tp in wanted:
+                tlog = self._topics.get(tp.topic)
+                if tlog is not None and 0 <= tp.partition < len(tlog.partitions) and \
+                        txn.delete_offset(gid, tlog.topic_id, tp.partition):
+                    deleted.append(tp)
+            return deleted
+
+        return self._writer.run(prepare, sync=True)
 
     def delete_group(self, group: str) -> None:
         """Delete a group's committed offsets; refused while it has members.

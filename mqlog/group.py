@@ -597,6 +597,19 @@ class GroupCoordinator:
                                     g.protocol.name if g.protocol else "", g.generation,
                                     members)
 
+    def subscribed_topics(self, group_id: str, among: set[str]) -> set[str]:
+        """Those of ``among`` that an active member of the group subscribes to (by
+        name or pattern) or owns partitions of. Thread-safe."""
+        with self._lock:
+            g = self._current(group_id)
+            if g is None:
+                return set()
+            found: set[str] = set()
+            for m in g.members.values():
+                found |= matching_topics(m.topics, m.pattern, among)
+                found |= {tp.topic for tp in m.owned if tp.topic in among}
+            return found
+
     def active_groups(self) -> dict[str, str]:
         """Group id -> state name, for every group this coordinator has seen."""
         with self._lock:

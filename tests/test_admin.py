@@ -69,6 +69,28 @@ def test_delete_consumer_groups(admin, broker):
     assert admin.list_consumer_groups() == []
 
 
+def test_delete_consumer_group_offsets(admin, broker):
+    broker.create_topic("u")
+    TU = TopicPartition("u", 0)
+    broker.commit_offsets("g", {TP0: 3, TP1: 4, TU: 1})
+    assert admin.delete_consumer_group_offsets("g", [TP0, TU, TopicPartition("t", 7)]) \
+        == [TP0, TU]  # a partition without an offset (or that does not exist): nothing
+    assert admin.list_consumer_group_offsets("g") == {TP1: OffsetAndMetadata(4, "", -1)}
+    assert admin.delete_consumer_group_offsets("nobody", [TP0]) == []
+    # An active member subscribed to the topic: refused, nothing deleted (Kafka's
+    # GROUP_SUBSCRIBED_TO_TOPIC); another topic of the same group is fine.
+    broker.commit_offsets("live", {TP0: 2, TU: 1})
+    c = broker.consumer("t", group_id="live", enable_auto_commit=False)
+    c.poll(timeout_ms=10)
+    with pytest.raises(IllegalStateError, match=r"subscribed to \['t'\]"):
+        admin.delete_consumer_group_offsets("live", [TP0, TU])
+    assert set(admin.list_consumer_group_offsets("live")) == {TP0, TU}
+    assert admin.delete_consumer_group_offsets("live", [TU]) == [TU]
+    c.close()
+    assert admin.delete_consumer_group_offsets("live", [TP0]) == [TP0]
+    assert admin.list_consumer_group_offsets("live") == {}
+
+
 @pytest.mark.parametrize("kwargs, expected", [
     ({"to_earliest": True}, {TP0: 0, TP1: 0}),
     ({"to_latest": True}, {TP0: 5, TP1: 5}),
