@@ -1,10 +1,14 @@
 """Run every benchmark script and regenerate docs/benchmarks.md from their output.
 
-    python benchmarks/run.py [--quick]
+    python benchmarks/run.py [--quick] [--out PATH]
 
 Each script in SCRIPTS prints a markdown section with ``--markdown``; this runner
-stitches them together under a header naming the machine. ``--quick`` passes smaller
-sizes for a smoke run (the file is then marked as such).
+stitches them together under a header naming the machine, and prints each script's
+elapsed time (and the total) to stderr. ``--quick`` passes smaller sizes for a smoke
+run (the file is then marked as such; the whole suite takes under 2 minutes on a
+2-core machine). ``--out`` writes the file elsewhere (default docs/benchmarks.md); the
+scripts that draw charts then write them to an ``img`` folder beside it instead of
+docs/img.
 """
 
 from __future__ import annotations
@@ -15,30 +19,48 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOCS = os.path.join(os.path.dirname(HERE), "docs", "benchmarks.md")
 
-# (script, title, extra args for a full run, extra args for --quick)
+# (script, title, extra args for a full run, extra args for --quick, takes --charts)
 SCRIPTS = [
     ("throughput.py", "Core log throughput (issue #2)", [], ["--records", "100000",
-                                                             "--runs", "1"]),
+                                                             "--runs", "1"], False),
     ("groups.py", "Consumer groups (issue #3)", [], ["--rounds", "4", "--records",
-                                                     "50000"]),
-    ("retention.py", "Disk use under retention (issue #4)", [], ["--rounds", "6"]),
+                                                     "50000"], False),
+    ("retention.py", "Disk use under retention (issue #4)", [], ["--rounds", "6"], False),
     ("transactions.py", "Transactions (issue #6)", [], ["--records", "20000",
-                                                      "--runs", "1"]),
-    ("compare.py", "Side by side (issue #9)", [], ["--records", "100000",
-                                                  "--budget", "0.2"]),
+                                                      "--runs", "1"], False),
+    ("compare.py", "Side by side (issue #9)", [], ["--records", "100000", "--runs", "1",
+                                                  "--budget", "0.2"], True),
+    ("latency.py", "End-to-end latency (issue #9)", [], ["--seconds", "0.3", "--warmup",
+                                                        "0.1", "--runs", "1"], True),
+    ("growth.py", "Cost as the log grows (issue #9)", [],
+     ["--sizes", "10000,100000,1000000", "--runs", "1", "--reopens", "3",
+      "--seeks", "300", "--produce", "20000"], True),
+    # Quick: without tansu, whose group join alone takes ~25 s of the 2-minute budget.
     ("serve.py", "Kafka wire protocol (issue #8)", [], ["--records", "100000",
-                                                        "--runs", "1"]),
+                                                        "--runs", "1", "--skip-tansu"],
+     False),
 ]
+
+
+def _progress(text: str) -> None:
+    print(f"[run] {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes: a smoke run of the whole suite (< 2 minutes)")
+    parser.add_argument("--out", default=DOCS,
+                        help="where to write the markdown (default docs/benchmarks.md)")
     args = parser.parse_args(argv)
+    out = os.path.abspath(args.out)
+    charts = None if out == os.path.abspath(DOCS) else os.path.join(
+        os.path.dirname(out), "img")
     parts = [
         "# Benchmarks",
         "",
@@ -51,14 +73,27 @@ def main(argv: list[str] | None = None) -> int:
         "Figures are medians of repeated runs on a shared, noisy machine; compare the",
         "ratios against the floors measured in the same run rather than absolute rates.",
     ]
-    for script, title, full, quick in SCRIPTS:
+    began = time.perf_counter()
+    took: list[tuple[str, float]] = []
+    for script, title, full, quick, has_charts in SCRIPTS:
         cmd = [sys.executable, os.path.join(HERE, script), "--markdown",
                *(quick if args.quick else full)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        parts += ["", f"## {title}", "", f"`python benchmarks/{script}`", "", out.strip()]
-    with open(DOCS, "w") as f:
+        if has_charts and charts is not None:
+            cmd += ["--charts", charts]
+        _progress(f"{script} ...")
+        start = time.perf_counter()
+        text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        seconds = time.perf_counter() - start
+        took.append((script, seconds))
+        _progress(f"{script}: {seconds:.0f} s")
+        parts += ["", f"## {title}", "", f"`python benchmarks/{script}`", "", text.strip()]
+    total = time.perf_counter() - began
+    _progress("elapsed: " + ", ".join(f"{s} {t:.0f} s" for s, t in took)
+              + f"; total {total:.0f} s")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
         f.write("\n".join(parts) + "\n")
-    print(f"wrote {DOCS}")
+    print(f"wrote {out}")
     return 0
 
 

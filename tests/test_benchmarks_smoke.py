@@ -3,7 +3,8 @@
 Each script runs in a subprocess with tiny sizes (seconds) and ``--markdown``; the test
 checks that it exits 0 and prints at least one well-formed markdown table. Timings
 are never asserted: CI machines are noisy. A script fails here only by crashing or by
-its own checks of what it read back (compare.py raises on wrong results).
+its own checks of what it read back (compare.py, latency.py and growth.py raise on wrong
+results; the last tests here prove that latency.py and growth.py do).
 """
 
 from __future__ import annotations
@@ -13,20 +14,33 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "benchmarks")
 
-# (script, tiny arguments); compare.py also gets --charts <tmp_path>.
+# (script, tiny arguments); the scripts in CHARTS also get --charts <tmp_path>.
 SCRIPTS = [
     ("throughput.py", ["--records", "2000", "--runs", "1"]),
     ("groups.py", ["--rounds", "2", "--records", "2000"]),
     ("retention.py", ["--rounds", "2", "--records", "200"]),
     ("transactions.py", ["--records", "1000", "--runs", "1"]),
     ("compare.py", ["--records", "400", "--runs", "1", "--budget", "0.05"]),
+    # --stages also exercises the probes on the broker's private writer and condition.
+    ("latency.py", ["--rates", "2000,20000", "--seconds", "0.1", "--warmup", "0.05",
+                    "--runs", "1", "--stages"]),
+    ("growth.py", ["--sizes", "2000,20000", "--seeks", "50", "--runs", "1", "--reopens",
+                   "2", "--produce", "1000"]),
 ]
+# Per script drawing charts: the files it must write (it may add more with the same
+# prefix), and a row every run must print.
+CHARTS = {
+    "compare.py": (["compare-100B.png", "compare-1KiB.png"], "| mqlog |"),
+    "latency.py": (["latency-percentiles.png"], "| writer pickup |"),
+    "growth.py": (["growth-costs.png"], "| reopen (ms) |"),
+}
 # serve.py needs kio (the serve extra, part of the test extra) to start mqlog serve.
 if os.path.exists(os.path.join(BENCH, "serve.py")) and importlib.util.find_spec("kio"):
     SCRIPTS.append(("serve.py", ["--records", "2000", "--runs", "1", "--skip-tansu"]))
@@ -71,7 +85,7 @@ def test_check_table_rejects_malformed_tables():
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("script,args", SCRIPTS, ids=[s for s, _ in SCRIPTS])
 def test_script_runs_and_prints_a_table(script, args, tmp_path):
-    if script == "compare.py":
+    if script in CHARTS:
         args = [*args, "--charts", str(tmp_path)]
     proc = subprocess.run([sys.executable, os.path.join(BENCH, script), "--markdown", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=110,
@@ -83,7 +97,86 @@ def test_script_runs_and_prints_a_table(script, args, tmp_path):
     assert tables, f"{script} printed no markdown table:\n{proc.stdout[-3000:]}"
     for rows in tables:
         check_table(rows)
-    if script == "compare.py":
-        assert "| mqlog |" in proc.stdout
+    if script in CHARTS:
+        files, row = CHARTS[script]
+        assert row in proc.stdout, f"{script} printed no {row!r} row:\n{proc.stdout[-3000:]}"
         if importlib.util.find_spec("matplotlib"):
-            assert sorted(os.listdir(tmp_path)) == ["compare-100B.png", "compare-1KiB.png"]
+            written = os.listdir(tmp_path)
+            assert set(files) <= set(written), f"{script} wrote {written}, not {files}"
+            prefix = files[0].split("-")[0] + "-"
+            assert all(f.startswith(prefix) and f.endswith(".png") for f in written), written
+
+
+def _load(script: str):
+    """Import a benchmark script from its file (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_bench_{script[:-3]}",
+                                                  os.path.join(BENCH, script))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("lose", [None, 300])
+def test_latency_fails_only_when_records_are_lost(lose):
+    """run_once measures a pipe that delivers everything, and raises on one that drops."""
+    latency = _load("latency.py")
+
+    class Queue(latency.Pipe):  # an in-memory pipe that loses record `lose`
+        def __init__(self):
+            self.cond = threading.Condition()
+            self.items = []
+
+        def send(self, values):
+            with self.cond:
+                self.items += [v for v in values
+                               if latency.HEAD.unpack_from(v)[0] != lose]
+                self.cond.notify_all()
+
+        def receive(self, timeout):
+            with self.cond:
+                if not self.items:
+                    self.cond.wait(timeout)
+                out, self.items = self.items, []
+            return out
+
+    class Target(latency.Target):
+        name = "in-memory queue"
+
+        def open(self):
+            return Queue()
+
+    rate, seconds = 2000, 0.1  # 500 warm-up records, then 200 counted
+    if lose is not None:
+        with pytest.raises(latency.LostRecordsError, match=f"expected record {lose}, got "
+                                                           f"{lose + 1}"):
+            latency.run_once(Target(), rate, seconds)
+        return
+    result = latency.run_once(Target(), rate, seconds)
+    assert len(result.latency) == int(rate * seconds)
+    assert 0 <= result.pct(0.5) <= result.pct(0.99) <= result.pct(1.0)
+    assert result.achieved > 0
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+def test_growth_fails_only_on_a_wrong_record(shift):
+    """time_seeks checks every record it reads back against the offset it asked for."""
+    growth = _load("growth.py")
+
+    class Reader:  # returns the record `shift` places after the one asked for
+        name = "fake"
+
+        def open(self):
+            return lambda off: (off + shift, growth.value_of(off + shift))
+
+        def close(self):
+            pass
+
+    if shift:
+        with pytest.raises(growth.WrongResultError, match="returned offset"):
+            growth.time_seeks([(Reader(), 100)], seeks=5, runs=1, seed=1)
+        return
+    [(p50s, p99s, faults)] = growth.time_seeks([(Reader(), 100)], seeks=5, runs=2, seed=1)
+    assert len(p50s) == len(p99s) == len(faults) == 2
+    assert all(a <= b for a, b in zip(p50s, p99s))
