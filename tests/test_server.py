@@ -464,12 +464,47 @@ def test_acks_zero_gets_no_answer_but_is_written(served):
     raw.close()
 
 
+def test_a_failed_acks_zero_produce_closes_the_connection(served):
+    # Kafka's only way to tell an acks=0 producer that its request failed (a partition
+    # it has stale metadata for, a bad batch): close the connection, so the client
+    # reconnects and refreshes its metadata instead of sending into the void.
+    broker, handle = served
+    broker.create_topic("a0f")
+    raw = Raw(handle.address)
+    raw.send(raw.frame(produce_request("gone", wire_batch([b"x"]), acks=0)))
+    raw.send(raw.frame(api_versions_request(3)))
+    assert raw.recv() == b""
+    raw.close()
+    # A Produce whose body does not decode (its acks cannot be read) likewise: an
+    # error answer would be read as the answer to the client's next request.
+    raw = Raw(handle.address)
+    body = struct.pack(">hhih", 0, 9, 7, -1) + b"\0" + b"\xff" * 8
+    raw.send(struct.pack(">i", len(body)) + body)
+    assert raw.recv() == b""
+    raw.close()
+    # A good acks=0 Produce still gets no answer and keeps the connection.
+    raw = Raw(handle.address)
+    raw.send(raw.frame(produce_request("a0f", wire_batch([b"ok"]), acks=0)))
+    assert raw.call(api_versions_request(3)).error_code == ErrorCode.none
+    raw.call(produce_request("a0f", wire_batch([b"sync"]), acks=1))  # written after it
+    raw.close()
+    assert [r.value for r in broker.messages("a0f")] == [b"ok", b"sync"]
+
+
 def test_produce_errors_are_per_partition(served):
     broker, handle = served
     broker.create_topic("small", config={"max.message.bytes": 1000})
     raw = Raw(handle.address)
     big = raw.call(produce_request("small", wire_batch([b"x" * 5000])))
     assert big.responses[0].partition_responses[0].error_code == ErrorCode.message_too_large
+    # Kafka checks the size first: an oversized batch is refused as such, unread, even
+    # when it is damaged too.
+    damaged = bytearray(wire_batch([b"x" * 5000]))
+    damaged[-1] ^= 0xFF
+    big = raw.call(produce_request("small", bytes(damaged)))
+    part = big.responses[0].partition_responses[0]
+    assert part.error_code == ErrorCode.message_too_large
+    assert "exceeds the topic's max.message.bytes=1000" in part.error_message
     missing = raw.call(produce_request("nope", wire_batch([b"x"])))
     assert missing.responses[0].partition_responses[0].error_code == \
         ErrorCode.unknown_topic_or_partition
@@ -709,14 +744,30 @@ def test_list_offsets_max_timestamp_respects_read_committed(served):
         p.close()
 
 
-def test_fetch_max_bytes_bounds_the_whole_response(served):
-    # KIP-74: only the first batch of the first non-empty partition may exceed the
-    # request's max_bytes; the other partitions answer with no records, not with one
-    # oversized batch each.
+def fetch_v11(raw, topic, partitions, max_bytes=1 << 20, partition_max_bytes=1 << 20,
+              isolation_level=0, offset=0):
+    """One Fetch v11 (no wait) of ``partitions`` of ``topic``; the partition answers."""
     import datetime
 
     from kio.schema.fetch.v11 import request as fr
 
+    answer = raw.call(fr.FetchRequest(
+        replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1, max_bytes=max_bytes,
+        isolation_level=isolation_level, session_id=0, session_epoch=-1,
+        topics=(fr.FetchTopic(topic=topic, partitions=tuple(
+            fr.FetchPartition(partition=p, current_leader_epoch=-1, fetch_offset=offset,
+                              log_start_offset=-1, partition_max_bytes=partition_max_bytes)
+            for p in partitions)),),
+        forgotten_topics_data=(), rack_id=""))
+    assert answer.error_code == ErrorCode.none
+    [topic_answer] = answer.responses
+    return topic_answer.partitions
+
+
+def test_fetch_max_bytes_bounds_the_whole_response(served):
+    # KIP-74: only the first batch of the first non-empty partition may exceed the
+    # request's max_bytes; the other partitions answer with no records, not with one
+    # oversized batch each.
     broker, handle = served
     broker.create_topic("big", partitions=4)
     with broker.producer() as producer:
@@ -726,22 +777,75 @@ def test_fetch_max_bytes_bounds_the_whole_response(served):
     raw = Raw(handle.address)
     try:
         def fetch(max_bytes):
-            answer = raw.call(fr.FetchRequest(
-                replica_id=-1, max_wait=datetime.timedelta(0), min_bytes=1,
-                max_bytes=max_bytes, isolation_level=0, session_id=0, session_epoch=-1,
-                topics=(fr.FetchTopic(topic="big", partitions=tuple(
-                    fr.FetchPartition(partition=p, current_leader_epoch=-1,
-                                      fetch_offset=0, log_start_offset=-1,
-                                      partition_max_bytes=1 << 20)
-                    for p in range(4))),),
-                forgotten_topics_data=(), rack_id=""))
-            [topic] = answer.responses
-            return [len(p.records or b"") for p in topic.partitions]
+            return [len(p.records or b"") for p in fetch_v11(raw, "big", range(4),
+                                                              max_bytes=max_bytes)]
 
         sizes = fetch(5_000)
         assert sizes[0] > 10_000 and sizes[1:] == [0, 0, 0]
         sizes = fetch(25_000)  # two batches fit; the third would pass max_bytes
         assert sizes[0] > 0 and sizes[1] > 0 and sizes[2:] == [0, 0]
+    finally:
+        raw.close()
+
+
+def test_the_servers_fetch_max_bytes_caps_what_a_fetch_asks_for():
+    # Kafka's fetch.max.bytes: a client asking for 2 GiB gets at most the server's cap
+    # (55 MiB by default), not a response as large as the partition.
+    broker = mqlog.open()
+    handle = broker.serve(port=0, fetch_max_bytes=64 * 1024)
+    raw = Raw(handle.address)
+    try:
+        broker.create_topic("capped")
+        with broker.producer() as producer:
+            for _ in range(10):
+                producer.send("capped", b"x" * 20_000)
+                producer.flush()  # one stored batch each
+        [part] = fetch_v11(raw, "capped", [0], max_bytes=2 ** 31 - 1,
+                           partition_max_bytes=2 ** 31 - 1)
+        assert 3 * 20_000 < len(part.records) <= 64 * 1024
+        # A batch larger than the cap still goes out first (KIP-74), alone.
+        with broker.producer() as producer:
+            producer.send("capped", b"y" * 100_000, partition=0)
+        [part] = fetch_v11(raw, "capped", [0], offset=10, max_bytes=2 ** 31 - 1,
+                           partition_max_bytes=2 ** 31 - 1)
+        assert 100_000 < len(part.records) < 101_000
+    finally:
+        raw.close()
+        handle.close()
+        broker.close()
+
+
+def test_a_damaged_batch_fails_its_partition_not_the_whole_request(served):
+    # One partition whose stored batch cannot be read answers KAFKA_STORAGE_ERROR in its
+    # own error field; the other partitions of the same Fetch and ListOffsets are served.
+    broker, handle = served
+    broker.create_topic("dmg", partitions=2)
+    with broker.producer() as producer:
+        producer.send("dmg", b"good", partition=0)
+        producer.send("dmg", b"bad", partition=1, timestamp_ms=5000)
+    topic_id = broker._topics["dmg"].topic_id
+
+    def damage(txn):
+        stored = bytearray(txn.get_batch(topic_id, 1, 0))
+        stored[-1] ^= 0xFF  # the payload no longer matches its checksum
+        txn.replace_batch(topic_id, 1, 0, bytes(stored))
+
+    broker._writer.run(damage)
+    raw = Raw(handle.address)
+    try:
+        good, bad = fetch_v11(raw, "dmg", [0, 1])
+        assert good.error_code == ErrorCode.none and good.records
+        assert bad.error_code == ErrorCode.kafka_storage_error
+        from kio.schema.list_offsets.v8 import request as lo
+
+        answer = raw.call(lo.ListOffsetsRequest(
+            replica_id=-1, isolation_level=0, topics=(lo.ListOffsetsTopic(
+                name="dmg", partitions=tuple(lo.ListOffsetsPartition(
+                    partition_index=p, current_leader_epoch=-1, timestamp=-3)
+                    for p in (0, 1))),)))
+        good, bad = answer.topics[0].partitions
+        assert (good.error_code, good.offset) == (ErrorCode.none, 0)
+        assert bad.error_code == ErrorCode.kafka_storage_error
     finally:
         raw.close()
 
@@ -879,12 +983,14 @@ def test_kafka_python_admin(served):
 def test_describe_configs_reports_the_servers_limits():
     broker = mqlog.open()
     handle = broker.serve(port=0, queued_max_request_bytes=5 << 20, idle_timeout_s=42,
-                          max_connections=7, transactional_id_expiration_s=3600)
+                          max_connections=7, transactional_id_expiration_s=3600,
+                          fetch_max_bytes=3 << 20)
     admin = AdminClient(ck_config(handle))
     try:
         [future] = admin.describe_configs([CConfigResource("broker", "0")]).values()
         got = {k: v.value for k, v in future.result(TIMEOUT).items()}
         assert got["queued.max.request.bytes"] == str(5 << 20)
+        assert got["fetch.max.bytes"] == str(3 << 20)
         assert got["connections.max.idle.ms"] == "42000"
         assert got["max.connections"] == "7"
         assert got["transactional.id.expiration.ms"] == "3600000"
@@ -1071,6 +1177,30 @@ def test_close_ends_parked_fetch_and_answers_it(served):
     cid, response = raw.parse(raw.recv(), 1, 12)  # the in-flight request was answered
     assert cid == 5 and response.responses[0].partitions[0].records == b""
     assert raw.recv() == b""  # then the connection closed
+    raw.close()
+
+
+def test_a_produce_still_waiting_at_shutdown_is_failed_not_left_behind(served):
+    # A Produce whose batch the writer has not taken when the grace period ends: the
+    # batch is failed (never written later) and the request's thread ends with
+    # close(), rather than waiting out its timeout on a queue nobody drains.
+    from mqlog.server._appender import WireAppender
+
+    broker, handle = served
+    broker.create_topic("late")
+    raw = Raw(handle.address)
+    server = handle._server
+    with broker._writer.paused():
+        raw.send(raw.frame(produce_request("late", wire_batch([b"x"]))))
+        assert server.wait_in_flight(1, TIMEOUT)
+        handle.close(timeout=0.2)
+        assert server.wait_connections(0, 5)  # the produce's thread ended
+        with pytest.raises(mqlog.errors.ClosedError):
+            server.appender()  # no new source of batches after close
+    with broker.producer() as producer:  # a writer cycle: it drains every source
+        producer.send("late", b"after").get(TIMEOUT)
+    assert [r.value for r in broker.messages("late")] == [b"after"]
+    assert not [p for p in broker._writer._producers if isinstance(p, WireAppender)]
     raw.close()
 
 

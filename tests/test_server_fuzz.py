@@ -304,6 +304,49 @@ def test_slow_half_open_and_non_reading_clients_do_not_block_others(served):
         s.close()
 
 
+def test_a_slow_reader_of_a_large_answer_is_not_cut_off(served, monkeypatch):
+    """The send timeout is per stall, not per answer: a client that keeps reading a
+    large Fetch answer slowly (a consumer on a slow link) gets all of it, however long
+    the whole takes. Only a client that stops reading is cut off."""
+    from mqlog.server import _server
+    from tests.test_server import fetch_v11
+
+    monkeypatch.setattr(_server, "SEND_TIMEOUT_S", 1.5)
+    broker, handle = served
+    broker.create_topic("slow")
+    with broker.producer() as producer:
+        for _ in range(8):
+            producer.send("slow", os.urandom(512 * 1000)).get(10)  # incompressible
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(10)
+    sock.connect(handle.address)
+    assert handle._server.wait_connections(1, 10)
+    [conn] = handle._server._conns
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # no autotune
+    raw = Raw.__new__(Raw)
+    raw.sock, raw.correlation = sock, 0
+    slow_recv = sock.recv
+    started = time.monotonic()
+
+    def recv(n):  # ~1.5 MB/s: the whole answer takes ~2.7 s, each stall 0.25 s
+        time.sleep(0.25)  # a slow link, not synchronisation
+        got = b""
+        while len(got) < min(n, 384 * 1024):
+            chunk = slow_recv(min(n, 384 * 1024) - len(got))
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    raw.sock = type("Slow", (), {"recv": staticmethod(recv), "sendall": sock.sendall,
+                                 "close": sock.close})()
+    [part] = fetch_v11(raw, "slow", [0], max_bytes=8 << 20, partition_max_bytes=8 << 20)
+    assert time.monotonic() - started > 1.5  # slower than the send timeout in all
+    assert part.error_code == ErrorCode.none and len(part.records) > 4_000_000
+    sock.close()
+
+
 def test_every_request_schema_answers_or_closes(served):
     """One zero-valued request of every API version kio knows: the server answers each
     (an error response for what it does not serve) and stays up."""

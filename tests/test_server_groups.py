@@ -1224,6 +1224,28 @@ def test_offset_commit_and_fetch_v10_name_topics_by_id(broker, server):
         w.close()
 
 
+def stage_txn_offset(w: Wire, txn_id: str, group: str, tp: tuple[str, int],
+                     offset: int) -> dict:
+    """InitProducerId for ``txn_id``, AddOffsetsToTxn for ``group`` and a
+    TxnOffsetCommit staging ``offset`` for ``tp``; returns the producer's ids (the
+    keyword arguments of the next transactional requests)."""
+    init = w.call(request(22, 4, transactional_id=txn_id, producer_id=-1,
+                          producer_epoch=-1, transaction_timeout=timedelta(seconds=60)))
+    ids = dict(transactional_id=txn_id, producer_id=init.producer_id,
+               producer_epoch=init.producer_epoch)
+    assert w.call(request(25, 3, group_id=group, **ids)).error_code == ErrorCode.none
+    cls = load_request_schema(28, 3)
+    Topic = element(cls, "topics")
+    Partition = element(Topic, "partitions")
+    staged = w.call(cls(group_id=group, generation_id=-1, member_id="",
+                        group_instance_id=None, topics=(Topic(name=tp[0], partitions=(
+                            Partition(partition_index=tp[1], committed_offset=offset,
+                                      committed_leader_epoch=-1,
+                                      committed_metadata=None),)),), **ids))
+    assert staged.topics[0].partitions[0].error_code == ErrorCode.none
+    return ids
+
+
 def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server):
     """KIP-447: offsets a transaction staged but has not ended are answered
     UNSTABLE_OFFSET_COMMIT to a fetch with require_stable (the client retries), and
@@ -1231,22 +1253,7 @@ def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server)
     broker.create_topic("t", 2)
     w = Wire(server.bootstrap_servers)
     try:
-        init = w.call(request(22, 4, transactional_id="eos", producer_id=-1,
-                              producer_epoch=-1,
-                              transaction_timeout=timedelta(seconds=60)))
-        ids = dict(transactional_id="eos", producer_id=init.producer_id,
-                   producer_epoch=init.producer_epoch)
-        assert w.call(request(25, 3, group_id="eos-g", **ids)).error_code == \
-            ErrorCode.none
-        cls = load_request_schema(28, 3)
-        Topic = element(cls, "topics")
-        Partition = element(Topic, "partitions")
-        staged = w.call(cls(group_id="eos-g", generation_id=-1, member_id="",
-                            group_instance_id=None, topics=(Topic(name="t", partitions=(
-                                Partition(partition_index=0, committed_offset=5,
-                                          committed_leader_epoch=-1,
-                                          committed_metadata=None),)),), **ids))
-        assert staged.topics[0].partitions[0].error_code == ErrorCode.none
+        ids = stage_txn_offset(w, "eos", "eos-g", ("t", 0), 5)
 
         def fetched(stable: bool) -> list:
             fetch_cls = load_request_schema(9, 7)
@@ -1261,5 +1268,122 @@ def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server)
         assert fetched(False) == [(-1, ErrorCode.none), (-1, ErrorCode.none)]
         assert w.call(request(26, 3, committed=True, **ids)).error_code == ErrorCode.none
         assert fetched(True) == [(5, ErrorCode.none), (-1, ErrorCode.none)]
+    finally:
+        w.close()
+
+
+def test_wire_members_of_groups_nobody_returns_to_are_forgotten(broker, server):
+    """A client that joins a group and vanishes (no LeaveGroup) left its entry, with its
+    subscription blobs, in the bridge's member table until someone touched that group
+    again; with one-off group ids (a test suite's, say) nobody ever does. The table is
+    swept as it grows, so it holds about the live members, not every one ever seen."""
+    from mqlog.server._group_bridge import wire_groups
+
+    broker.create_topic("t", 1)
+    w = Wire(server.bootstrap_servers)
+    cls = load_request_schema(11, 5)
+    try:
+        for i in range(150):
+            joined = w.call(cls(
+                group_id=f"once-{i}", session_timeout=timedelta(milliseconds=1),
+                rebalance_timeout=timedelta(seconds=10), member_id="",
+                group_instance_id=None, protocol_type="consumer",
+                protocols=(element(cls, "protocols")(name="range",
+                                                      metadata=subscription("t")),)))
+            assert joined.error_code == ErrorCode.none  # then its session ends at once
+        wg = wire_groups(broker)
+        left = sum(len(wg.wire_members(f"once-{i}")) for i in range(150))
+        assert left <= 64
+    finally:
+        w.close()
+
+
+def test_a_static_member_back_with_other_assignors_gets_one_it_offers(broker, server):
+    """A static member restarted with another partition.assignment.strategy (a rolling
+    upgrade) takes its slot over; the JoinGroup answer must name a protocol it offers
+    (clients fail on one they do not know), so the group rebalances to one every
+    member offers, as Kafka does when a static member's protocols change."""
+    broker.create_topic("t", 2)
+    w = Wire(server.bootstrap_servers)
+    cls = load_request_schema(11, 5)
+
+    def static_join(*names):
+        return w.call(cls(
+            group_id="upgrade", session_timeout=timedelta(seconds=10),
+            rebalance_timeout=timedelta(seconds=10), member_id="",
+            group_instance_id="static-1", protocol_type="consumer",
+            protocols=tuple(element(cls, "protocols")(name=n, metadata=subscription("t"))
+                            for n in names)))
+
+    try:
+        first = static_join("range")
+        assert (first.error_code, first.protocol_name) == (ErrorCode.none, "range")
+        assert sync(w, "upgrade", first.member_id, first.generation_id).error_code == \
+            ErrorCode.none
+        again = static_join("roundrobin")
+        assert (again.error_code, again.protocol_name) == (ErrorCode.none, "roundrobin")
+        synced = sync(w, "upgrade", again.member_id, again.generation_id)
+        assert decode_assignment(synced.assignment) == [("t", 0), ("t", 1)]
+        # With a member that offers none of the returning client's assignors, the
+        # client is refused (INCONSISTENT_GROUP_PROTOCOL) and the group stays as it
+        # was: the static member it would have replaced keeps its slot.
+        native = broker.consumer("t", group_id="upgrade",
+                                 partition_assignment_strategy="roundrobin")
+        try:
+            refused = static_join("sticky")
+            assert refused.error_code == ErrorCode.inconsistent_group_protocol
+            members = broker.admin().describe_consumer_groups(["upgrade"])[
+                "upgrade"].members
+            assert sorted(m.member_id for m in members if m.group_instance_id) == \
+                [again.member_id]
+            assert len(members) == 2
+        finally:
+            native.close()
+    finally:
+        w.close()
+
+
+def test_an_end_txn_that_failed_keeps_its_staged_offsets_for_the_retry(broker, server):
+    """EndTxn(commit) that could not be written (a full disk) leaves the transaction
+    open: its staged offsets must still be there when the client retries, or the retry
+    would commit the records without the consumer offsets (exactly-once broken)."""
+    from mqlog.errors import DiskFullError
+
+    broker.create_topic("t", 1)
+    w = Wire(server.bootstrap_servers)
+    try:
+        ids = stage_txn_offset(w, "retry", "retry-g", ("t", 0), 7)
+        broker._writer.fail_next_commit = DiskFullError("the disk is full (injected)")
+        failed = w.call(request(26, 3, committed=True, **ids))
+        assert failed.error_code == ErrorCode.kafka_storage_error
+        assert broker.group_offsets("retry-g") == {}
+        assert w.call(request(26, 3, committed=True, **ids)).error_code == ErrorCode.none
+        assert {tp: om.offset for tp, om in broker.group_offsets("retry-g").items()} == \
+            {TopicPartition("t", 0): 7}
+    finally:
+        w.close()
+
+
+def test_delete_groups_looks_the_groups_up_once_per_request(broker, server,
+                                                             monkeypatch):
+    """DeleteGroups listed every group once per name it was asked for: a 1 MB request
+    of 100,000 names against 2,000 groups cost a minute of CPU. One look per request,
+    and a name asked for twice is deleted once (then GROUP_ID_NOT_FOUND)."""
+    broker.create_topic("t", 1)
+    broker.commit_offsets("doomed", {TopicPartition("t", 0): mqlog.OffsetAndMetadata(
+        1, "")})
+    looks = []
+    coordinator = broker._coordinator
+    real = coordinator.active_groups
+    monkeypatch.setattr(coordinator, "active_groups",
+                        lambda: looks.append(1) or real())
+    w = Wire(server.bootstrap_servers)
+    try:
+        names = ("doomed",) + tuple(f"nope-{i}" for i in range(50)) + ("doomed",)
+        answer = w.call(request(42, 2, groups_names=names))
+        codes = [r.error_code for r in answer.results]
+        assert codes == [ErrorCode.none] + [ErrorCode.group_id_not_found] * 51
+        assert len(looks) == 1
+        assert broker.group_offsets("doomed") == {}
     finally:
         w.close()

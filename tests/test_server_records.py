@@ -505,3 +505,37 @@ def test_a_compressed_bomb_is_refused_over_the_wire(kafka_records, monkeypatch):
         finally:
             raw.close()
             handle.close()
+
+
+def test_the_expansion_budget_counts_the_decoded_records_not_only_their_bytes(
+        kafka_records):
+    # Tiny records compress well and cost far more once decoded (a Python object per
+    # key, value and timestamp) than their bytes: a budget of bytes alone let a request
+    # of a few kilobytes take gigabytes. 20,000 one-byte records expand to ~200 KB but
+    # take over a megabyte decoded.
+    records = [(None, b"v", BASE_TS, [])] * 20_000
+    for codec in (0, 1):
+        data = kafka_python_batch(kafka_records, records)
+        if codec:
+            data = compressed(data, codec)
+        with pytest.raises(RecordError) as info:
+            decode_batches(data, max_expanded=1 << 20)
+        assert info.value.code == "message_too_large"
+        [wb] = decode_batches(data, max_expanded=4 << 20)
+        assert len(wb.values) == 20_000 and wb.expanded > 1 << 20
+
+
+def test_an_oversized_batch_is_refused_before_its_crc_or_records_are_read(kafka_records):
+    # Kafka compares a batch's size with max.message.bytes first: an oversized batch
+    # is never decompressed, and the answer is MESSAGE_TOO_LARGE even if it is also
+    # damaged.
+    bomb = compressed(kafka_python_batch(kafka_records, [(None, bytes(4 << 20), BASE_TS,
+                                                          [])]), 1)
+    damaged = bomb[:-1] + bytes([bomb[-1] ^ 0xFF])
+    for data in (bomb, damaged):
+        with pytest.raises(RecordError) as info:
+            decode_batches(data, max_batch_bytes=len(bomb) - 1)
+        assert info.value.code == "message_too_large"
+        assert f"{len(bomb)} bytes" in str(info.value)
+    [wb] = decode_batches(bomb, max_batch_bytes=len(bomb))
+    assert wb.size == len(bomb)

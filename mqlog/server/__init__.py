@@ -93,9 +93,9 @@ def serve(broker: Any, host: str = "127.0.0.1", port: int = 9092, **opts: Any
         host: address to bind; a non-loopback address needs ``allow_remote=True``.
         port: port to bind; 0 picks a free one (see ``handle.port``).
         **opts: the other :class:`ServerConfig` fields (``allow_remote``,
-            ``max_request_bytes``, ``queued_max_request_bytes``, ``advertised_host``,
-            ``idle_timeout_s``, ``max_connections``, ``max_rebalance_timeout_s``,
-            ``transactional_id_expiration_s``).
+            ``max_request_bytes``, ``queued_max_request_bytes``, ``fetch_max_bytes``,
+            ``advertised_host``, ``idle_timeout_s``, ``max_connections``,
+            ``max_rebalance_timeout_s``, ``transactional_id_expiration_s``).
 
     Returns:
         A :class:`ServerHandle`; ``handle.close()`` stops serving.

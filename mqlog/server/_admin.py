@@ -227,6 +227,7 @@ def describe_configs(ctx: ConnectionContext, request: Any, api_version: int) -> 
                      "auto.create.topics.enable": _config_text(broker.auto_create_topics),
                      "socket.request.max.bytes": str(config.max_request_bytes),
                      "queued.max.request.bytes": str(config.queued_max_request_bytes),
+                     "fetch.max.bytes": str(config.fetch_max_bytes),
                      "connections.max.idle.ms": _ms(config.idle_timeout_s),
                      "max.connections": str(config.max_connections),
                      "transactional.id.expiration.ms":

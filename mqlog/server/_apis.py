@@ -51,8 +51,6 @@ thread, and Kafka clients open only a few connections each. Rules for handlers:
   ``rebalance_timeout_ms``) and use :meth:`ConnectionContext.wait` so a server shutdown
   interrupts it (it returns early when ``ctx.stopping`` is set).
 * Never hold a broker lock while waiting (STYLE.md rule 13).
-* ``ctx.run_blocking(fn, *args)`` exists for symmetry with an async design; in this
-  threaded server it simply calls ``fn``.
 
 Errors
 ------
@@ -66,6 +64,9 @@ Errors
   one built from the response schema (every ``error_code`` field set to the code, arrays
   empty). Any other exception from a handler is logged and answered the same way with
   ``UNKNOWN_SERVER_ERROR``; the connection stays open either way.
+* Where Kafka answers by closing the connection (an acks=0 Produce that failed: the
+  client gets no response, so the close is its only signal), raise
+  :class:`CloseConnection`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ __all__ = [
     "Api",
     "ApiError",
     "ApiKey",
+    "CloseConnection",
     "ConnectionContext",
     "ErrorCode",
     "Handler",
@@ -163,8 +165,6 @@ class ConnectionContext:
         client_id: the ``client.id`` from the current request header (None if absent).
         client_software: (name, version) from ApiVersions v3+, or None.
         stopping: a ``threading.Event`` set when the server shuts down.
-        state: a dict handlers may use to keep per-connection state, keyed by their
-            module name (e.g. ``ctx.state["_groups"]``).
     """
 
     def __init__(self, broker: Any, config: ServerConfig, server: Any,
@@ -177,7 +177,6 @@ class ConnectionContext:
         self.stopping = stopping
         self.client_id: str | None = None
         self.client_software: tuple[str, str] | None = None
-        self.state: dict[str, Any] = {}
         self._peer_gone = peer_gone
 
     def peer_gone(self) -> bool:
@@ -200,10 +199,6 @@ class ConnectionContext:
         """
         return cond.wait_for(lambda: predicate() or self.stopping.is_set(),
                              timeout) and predicate()
-
-    def run_blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run blocking work for this request (threaded server: a direct call)."""
-        return fn(*args, **kwargs)
 
 
 Handler = Callable[[ConnectionContext, Any, int], Any]
@@ -231,6 +226,11 @@ class ApiError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}" if self.message else self.code.name
+
+
+class CloseConnection(Exception):
+    """Raised by a handler when Kafka's answer is to close the connection (after the
+    request's effects, if any): the server sends nothing and closes it."""
 
 
 #: api_key -> Api. Filled at import time of the modules in HANDLER_MODULES.

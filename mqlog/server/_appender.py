@@ -27,7 +27,7 @@ import threading
 from typing import Any
 
 from .. import batch as _batch
-from ..errors import KafkaTimeoutError
+from ..errors import ClosedError, KafkaTimeoutError
 from ._decoder import WireBatch
 from ._encoder import BatchKey, cache_wire, store_token
 
@@ -135,9 +135,10 @@ class WireAppender:
     def __init__(self, broker: Any) -> None:
         self._broker = broker
         self.store = store_token(broker)  # names the broker in encoded-batch cache keys
-        # Guards _queue.
+        # Guards _queue and _closed.
         self._lock = threading.Lock()
         self._queue: list[PendingBatch] = []
+        self._closed = False
         # The writer's producer protocol: never an in-process idempotent producer (the
         # batches arrive stamped), so the writer never calls _stamp, and sequence
         # give-back (after a failed commit) is a no-op for these batches.
@@ -147,14 +148,31 @@ class WireAppender:
         broker._writer.add_producer(self)
 
     def close(self) -> None:
-        """Unregister from the writer (batches already queued are still written)."""
+        """Unregister from the writer; fail the batches it has not taken yet.
+
+        Each queued batch is either taken by the writer (and written) or failed with
+        :class:`~mqlog.errors.ClosedError` here, never left waiting: its request answers
+        (or ends) now rather than at its timeout. Idempotent.
+        """
         writer = self._broker._writer
         if writer is not None:
             writer.remove_producer(self)
+        with self._lock:
+            self._closed = True
+            left, self._queue = self._queue, []
+        for pb in left:
+            pb._fail(ClosedError("the server stopped before this batch was written; "
+                                 "nothing of it was stored: send it again"))
 
     def append(self, batches: list[PendingBatch]) -> None:
-        """Queue batches for the writer's next cycle."""
+        """Queue batches for the writer's next cycle.
+
+        Raises:
+            ClosedError: the appender was closed (the server stopped).
+        """
         with self._lock:
+            if self._closed:
+                raise ClosedError("the server is stopping: no more writes are accepted")
             self._queue.extend(batches)
         self._broker._writer.wake()
 

@@ -26,6 +26,9 @@ _TUNING = (
      "bytes of requests read but not yet handled, all connections together; at the "
      "limit connections stop reading until memory is freed (default 100 MiB; Kafka's "
      "queued.max.request.bytes)"),
+    ("--fetch-max-bytes", "fetch_max_bytes", int, "N",
+     "most record bytes in one Fetch response, whatever the client asks (default "
+     "55 MiB; Kafka's fetch.max.bytes)"),
     ("--idle-timeout-s", "idle_timeout_s", float, "S",
      "close connections with no complete request for this long (default 600; Kafka's "
      "connections.max.idle.ms)"),

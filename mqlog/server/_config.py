@@ -31,6 +31,10 @@ class ServerConfig:
             used up, connections stop reading (the peers' sends back up into TCP)
             until handled requests give memory back; nothing is dropped. A request
             larger than this alone is refused like one over ``max_request_bytes``.
+        fetch_max_bytes: the most record bytes one Fetch response carries, whatever the
+            request asks for (``fetch.max.bytes``, default 55 MiB); the first batch of
+            a response still goes out whole when it alone is larger (KIP-74). Bounds
+            the memory a Fetch takes: a response is built in memory before it is sent.
         advertised_host: the host clients are told to connect to (default ``host``).
         idle_timeout_s: a connection with no complete request for this long is closed,
             also when it is in the middle of sending one (``connections.max.idle.ms``,
@@ -58,6 +62,7 @@ class ServerConfig:
     allow_remote: bool = False
     max_request_bytes: int = 100 * _MIB
     queued_max_request_bytes: int = 100 * _MIB
+    fetch_max_bytes: int = 55 * _MIB
     advertised_host: str | None = None
     idle_timeout_s: float = 600.0
     max_connections: int = 1000
@@ -67,7 +72,7 @@ class ServerConfig:
     cluster_id: str = "mqlog"
 
     def __attrs_post_init__(self) -> None:
-        for name in ("max_request_bytes", "queued_max_request_bytes"):
+        for name in ("max_request_bytes", "queued_max_request_bytes", "fetch_max_bytes"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1024:
                 raise ValueError(f"{name}={value!r} must be an int of at least 1024")

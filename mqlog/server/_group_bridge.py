@@ -61,7 +61,14 @@ Static membership (``group.instance.id``): a JoinGroup with an empty member id a
 instance id takes the old member's slot and partitions without a rebalance (the
 coordinator's takeover); requests from the replaced member id get
 ``FENCED_INSTANCE_ID``. A static client sends no LeaveGroup at close, so its slot stays
-until its session times out, as with Kafka.
+until its session times out, as with Kafka. One that comes back offering other
+assignors starts a round (the protocol is chosen again, so its answer never names one
+it does not know), and is refused with ``INCONSISTENT_GROUP_PROTOCOL``, before the
+takeover, when another member offers none of them.
+
+The member table forgets members the coordinator removed when their group is touched
+again, and in a sweep of every group whenever the table has doubled, so clients that
+vanish from one-off groups do not accumulate.
 
 Untrusted blobs: a subscription is opaque bytes inside a JoinGroup request, so the
 request's own length check (``_guard``) does not see into it. :func:`decode_subscription`
@@ -122,6 +129,9 @@ LEADER_ID = "mqlog-coordinator"
 #: Longest single wait of a held JoinGroup: how soon it notices that its client closed
 #: the connection (round changes and evictions wake it at once).
 _RECHECK_S = 1.0
+#: The member table is swept (see WireGroups._sweep) when it reaches this many entries,
+#: or twice what the last sweep left, whichever is more.
+_SWEEP_AT = 64
 
 
 # -- the consumer protocol's embedded blobs ----------------------------------------------
@@ -229,15 +239,18 @@ class WireGroups:
     """The wire members of one broker's groups, driving its coordinator.
 
     Thread-safe; one per broker (:func:`wire_groups`), shared by every connection and by
-    every server started on that broker. ``_lock`` guards ``_members`` only.
+    every server started on that broker. ``_lock`` guards the member table only.
     """
 
     def __init__(self, broker: Any) -> None:
         # Weak: this object is the value of a WeakKeyDictionary keyed by the broker, and
         # a strong reference (also through the coordinator) would keep the broker alive.
         self._broker_ref = weakref.ref(broker)
-        self._lock = threading.Lock()  # guards _members (leaf)
+        # Guards _members, _count and _kept (leaf).
+        self._lock = threading.Lock()
         self._members: dict[str, dict[str, WireMember]] = {}  # group -> member id -> wm
+        self._count = 0  # entries in _members
+        self._kept = 0  # entries left by the last sweep (see _add)
 
     @property
     def _broker(self) -> Any:
@@ -253,16 +266,41 @@ class WireGroups:
     # -- member table -------------------------------------------------------------------
 
     def _add(self, wm: WireMember) -> None:
+        """Remember a new wire member; sweep the table when it has doubled since the
+        last sweep (amortised O(1) per join)."""
         with self._lock:
-            self._members.setdefault(wm.group_id, {})[wm.member.member_id] = wm
+            table = self._members.setdefault(wm.group_id, {})
+            if wm.member.member_id not in table:
+                self._count += 1
+            table[wm.member.member_id] = wm
+            sweep = self._count >= max(_SWEEP_AT, 2 * self._kept)
+        if sweep:
+            self._sweep()
 
     def _drop(self, group_id: str, member_id: str) -> None:
         with self._lock:
             table = self._members.get(group_id)
-            if table is not None:
-                table.pop(member_id, None)
+            if table is not None and table.pop(member_id, None) is not None:
+                self._count -= 1
                 if not table:
                     del self._members[group_id]
+
+    def _sweep(self) -> None:
+        """Forget the wire members the coordinator removed, in every group.
+
+        An entry is otherwise dropped only when its group is touched again (a join, or
+        a request naming the member): a client that vanished without a LeaveGroup from
+        a group nobody returns to (one-off group ids) would stay forever, with its
+        subscription blobs. Describing a group makes the coordinator expire members
+        whose session ended. Cost: O(wire members).
+        """
+        with self._lock:
+            groups = list(self._members)
+        for gid in groups:
+            self._coord.describe(gid)  # expires members whose session ended
+            self._prune(gid)
+        with self._lock:
+            self._kept = self._count
 
     def wire_member(self, group_id: str, member_id: str) -> WireMember | None:
         """The wire member ``member_id`` of ``group_id`` (live or not), or None."""
@@ -353,6 +391,11 @@ class WireGroups:
                 if revoked:
                     coord.release(group_id, member, revoked, True)
         else:
+            if instance_id is not None and not self._shares_a_protocol(
+                    group_id, instance_id, {a.name for a in assignors}):
+                # Refused before the takeover, so the member it would replace keeps its
+                # slot (Kafka checks a joining member's protocols first too).
+                raise Refused(ErrorCode.inconsistent_group_protocol)
             try:
                 member = coord.join(
                     group_id, client_id=ctx.client_id or "consumer", topics=topics,
@@ -367,6 +410,8 @@ class WireGroups:
             wm = WireMember(member, group_id, session_timeout, rebalance_timeout,
                             dict(protocols), _host(ctx))
             self._add(wm)
+            if instance_id is not None:
+                self._check_protocol(wm, topics)
         log.debug("group %r: %s joins (owns %d)", group_id, wm.member.member_id,
                   len(wm.member.owned))
         try:
@@ -384,6 +429,44 @@ class WireGroups:
         log.debug("group %r: %s joined generation %d (%s)", group_id,
                   wm.member.member_id, generation, protocol)
         return wm, generation, protocol
+
+    def _shares_a_protocol(self, group_id: str, instance_id: str,
+                           offered: set[str]) -> bool:
+        """Whether every member of ``group_id`` but the static member ``instance_id``
+        (whose slot a join takes over) offers one of the ``offered`` assignors."""
+        coord = self._coord
+        for m in coord.describe(group_id).members:
+            member = coord.member(group_id, m.member_id)
+            if member is None or m.group_instance_id == instance_id:
+                continue
+            if not offered & {a.name for a in member.assignors}:
+                log.warning("group %r: static member %r offers %s, which member %s does "
+                            "not", group_id, instance_id, sorted(offered), m.member_id)
+                return False
+        return True
+
+    def _check_protocol(self, wm: WireMember, topics: frozenset[str]) -> None:
+        """After a static takeover: if the group's protocol is not one the new client
+        offers (it came back with other assignors, a rolling upgrade), start a round,
+        which chooses the protocol again among what every member offers; a client
+        must never be answered with a protocol it does not know.
+
+        Raises:
+            Refused: INCONSISTENT_GROUP_PROTOCOL when no protocol is common to every
+                member (a race with a join after :meth:`_shares_a_protocol`; the
+                newcomer is removed).
+        """
+        coord, gid = self._coord, wm.group_id
+        current = coord.describe(gid).protocol
+        if not current or current in wm.protocols:
+            return
+        try:
+            coord.resubscribe(gid, wm.member, topics, None)  # starts the round
+        except InconsistentGroupProtocolError as exc:
+            log.warning("%s", exc)
+            coord.evict(gid, wm.member.member_id, str(exc))
+            self._drop(gid, wm.member.member_id)
+            raise Refused(ErrorCode.inconsistent_group_protocol) from None
 
     def _settled(self, group_id: str, member: Member) -> bool:
         d = self._coord.describe(group_id)

@@ -22,10 +22,10 @@ their own (the bridge and the coordinator are thread-safe).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import typing
+import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -35,7 +35,7 @@ from ..records import OffsetAndMetadata, TopicPartition
 from ._apis import ApiKey, ConnectionContext, ErrorCode, error_code_for, register, \
     response_class
 from ._group_bridge import LEADER_ID, Refused, encode_assignment, wire_groups
-from ._handlers import _topic_of_uuid, _topic_uuid
+from ._handlers import _build, _topic_of_uuid, _topic_uuid
 
 __all__ = ["LEADER_ID", "MAX_METADATA_BYTES", "MAX_SESSION_S", "PROTOCOL_TYPE"]
 
@@ -58,11 +58,6 @@ _ZERO = datetime.timedelta(0)
 # -- building responses of any version ---------------------------------------------------
 
 @lru_cache(maxsize=None)
-def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in dataclasses.fields(cls))
-
-
-@lru_cache(maxsize=None)
 def _nested(cls: type, name: str) -> type:
     """The element class of the array field ``name`` of a kio class."""
     hint = typing.get_type_hints(cls)[name]
@@ -73,11 +68,10 @@ def _nested(cls: type, name: str) -> type:
 
 
 def _make(cls: type, **values: Any) -> Any:
-    """An instance of ``cls`` from the ``values`` its version has (others dropped)."""
-    names = _field_names(cls)
-    if "throttle_time" in names:
-        values.setdefault("throttle_time", _ZERO)
-    return cls(**{k: v for k, v in values.items() if k in names})
+    """An instance of ``cls`` from the ``values`` its version has (others dropped),
+    with no throttling where the class has a throttle time."""
+    values.setdefault("throttle_time", _ZERO)
+    return _build(cls, **values)
 
 
 def _seconds(delta: Any, default: float) -> float:
@@ -303,8 +297,10 @@ def _fetched_topics(ctx: ConnectionContext, group: str, requested: Any,
             by_name.setdefault(tp.topic, []).append(tp.partition)
         for name, parts in by_name.items():
             tlog = broker._topics.get(name)
-            wanted.append((name, _topic_uuid(tlog.topic_id) if tlog is not None else None,
-                           parts))
+            # A topic deleted since (a race with DeleteTopics): the zero id, as v10's
+            # non-nullable field needs one.
+            wanted.append((name, _topic_uuid(tlog.topic_id) if tlog is not None else
+                           uuid.UUID(int=0), parts))
     else:
         for t in requested:
             wanted.append((_topic_name(ctx, t), getattr(t, "topic_id", None),
@@ -512,13 +508,15 @@ def delete_groups(ctx: ConnectionContext, request: Any, api_version: int) -> Any
     Response = response_class(ApiKey.delete_groups, api_version)
     Result = _nested(Response, "results")
     broker = ctx.broker
+    known = set(_group_names(broker))  # once: a request may name a million groups
     out = []
     for gid in request.groups_names:
-        if gid not in _group_names(broker):
+        if gid not in known:
             code = ErrorCode.group_id_not_found
         else:
             try:
                 broker.delete_group(gid)
+                known.discard(gid)  # named twice: deleted once
                 code = ErrorCode.none
             except IllegalStateError:
                 code = ErrorCode.non_empty_group

@@ -49,6 +49,7 @@ from ..log import offset_for_time
 from ._apis import (
     ApiError,
     ApiKey,
+    CloseConnection,
     ConnectionContext,
     ErrorCode,
     api_versions_response,
@@ -278,19 +279,15 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
                 row[5] = "the partition's records are empty"
                 continue
             try:
-                batches = decode_batches(bytes(data), max_expanded=expand_budget)
+                # Kafka compares each whole (compressed) batch with max.message.bytes,
+                # before anything else is checked or decompressed.
+                batches = decode_batches(bytes(data), max_expanded=expand_budget,
+                                         max_batch_bytes=tlog.max_message_bytes)
             except RecordError as exc:
                 row[1] = _RECORD_CODES[exc.code]
                 row[5] = exc.message
                 continue
             expand_budget -= sum(wb.expanded for wb in batches)
-            too_big = max(wb.size for wb in batches)
-            if too_big > tlog.max_message_bytes:
-                # Kafka compares the whole (compressed) batch with max.message.bytes.
-                row[1] = ErrorCode.message_too_large
-                row[5] = (f"a record batch of {too_big} bytes exceeds max.message.bytes="
-                          f"{tlog.max_message_bytes} of topic {t.name!r}")
-                continue
             if any(wb.transactional for wb in batches) != (transactional_id is not None):
                 row[1] = ErrorCode.invalid_record
                 row[5] = ("transactional batches need the request's transactional id, "
@@ -316,6 +313,13 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     if pending:
         _appender(ctx).append([pb for _, pb, _ in pending])
     if acks == 0:
+        failed = [f"{name}[{row[0]}]: {row[1].name}" for name, parts in results
+                  for row in parts if row[1] != ErrorCode.none]
+        if failed:
+            # No answer can tell the client (acks=0), so Kafka closes the connection:
+            # the client reconnects and refreshes its metadata. What the writer
+            # refuses later (idempotence checks) is not waited for, as acks=0 asks.
+            raise CloseConnection(f"an acks=0 Produce failed: {', '.join(failed)}")
         return None
     deadline = time.monotonic() + min(max(_ms(request.timeout), 1.0), MAX_PRODUCE_WAIT_S)
     for row, pb, plog in pending:
@@ -379,18 +383,46 @@ def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
     if limit <= 0 and not first:
         out["records"] = b""
         return out, 0
+    try:
+        chunks, size, last = _read_batches(txn, plog, offset, upper, limit, first, store)
+    except MqlogError as exc:
+        # A batch that cannot be read (a damaged store) fails its partition only, as
+        # Kafka answers a storage failure per partition: the others are still served.
+        log.error("fetch of %s[%d] at offset %d failed: %s", topic, p, offset, exc)
+        out["error_code"] = error_code_for(exc)
+        return out, 0
+    if read_committed and chunks:
+        aborted = []
+        for pid, ranges in plog.aborted.items():  # the writer replaces the dict whole
+            for first_offset, marker in ranges:
+                if marker >= offset and first_offset <= last:
+                    aborted.append((pid, first_offset))
+        out["aborted_transactions"] = aborted
+    out["records"] = b"".join(chunks)
+    return out, size
+
+
+def _read_batches(txn: Any, plog: Any, offset: int, upper: int, limit: int, first: bool,
+                  store: int) -> tuple[list[bytes], int, int]:
+    """The partition's batches from ``offset`` (below ``upper``) as Kafka bytes, within
+    ``limit`` bytes unless ``first`` (see :func:`_fetch_partition`); returns (the
+    encoded batches, their total size, the last offset they hold).
+
+    Raises:
+        CorruptStoreError: a stored batch is damaged.
+    """
     chunks: list[bytes] = []
     size = 0
     last = offset
-    for base, raw in txn.batches(plog.topic_id, p, offset):
+    for base, raw in txn.batches(plog.topic_id, plog.partition, offset):
         if base >= upper:
             break
         head = _batch.header_fields(raw)
         last_offset = base + head[4]
         if last_offset < offset:
             continue  # a batch ending before the offset (compaction left a gap)
-        wire = encode_stored(raw, 0,
-                             BatchKey(store, plog.topic_id, p, base, head[1], len(raw)))
+        wire = encode_stored(raw, 0, BatchKey(store, plog.topic_id, plog.partition, base,
+                                              head[1], len(raw)))
         if (chunks or not first) and size + len(wire) > limit:
             break  # the response's first batch always goes, even if larger (KIP-74)
         chunks.append(wire)
@@ -398,15 +430,7 @@ def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
         last = last_offset
         if size >= limit:
             break
-    if read_committed and chunks:
-        aborted = []
-        for pid, ranges in plog.aborted.items():
-            for first_offset, marker in ranges:
-                if marker >= offset and first_offset <= last:
-                    aborted.append((pid, first_offset))
-        out["aborted_transactions"] = aborted
-    out["records"] = b"".join(chunks)
-    return out, size
+    return chunks, size, last
 
 
 @register(ApiKey.fetch, 4, 12)
@@ -425,7 +449,8 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     wait_s = min(max(_ms(request.max_wait), 0.0), MAX_FETCH_WAIT_S)
     deadline = time.monotonic() + wait_s
     min_bytes = max(request.min_bytes, 0)
-    max_bytes = request.max_bytes if request.max_bytes > 0 else 1 << 30
+    # Kafka's fetch.max.bytes: the server's cap wins over what the client asks for.
+    max_bytes = min(request.max_bytes, ctx.config.fetch_max_bytes)
     cond = broker._data_cond
     store = store_token(broker)
     while True:
@@ -547,6 +572,31 @@ def _max_timestamp_by_decoding(txn: Any, plog: Any) -> tuple[int, int]:
     return best
 
 
+def _list_offset(ctx: ConnectionContext, plog: Any, want: int, read_committed: bool
+                 ) -> tuple[ErrorCode, int, int]:
+    """(error code, offset, timestamp) answering ListOffsets ``want`` for a partition.
+
+    Raises:
+        CorruptStoreError: a stored batch it had to read is damaged.
+    """
+    stable = plog.stable_end() if read_committed else None
+    if want == _LATEST:
+        return ErrorCode.none, plog.end_offset if stable is None else stable, -1
+    if want in (_EARLIEST, _EARLIEST_LOCAL):
+        return ErrorCode.none, plog.log_start, -1
+    if want == _MAX_TIMESTAMP:
+        off, ts = _max_timestamp(ctx, plog)
+    elif want < 0:
+        return ErrorCode.invalid_request, -1, -1
+    else:
+        with ctx.broker._store.read() as txn:
+            found = offset_for_time(txn, plog, want)
+        off, ts = found if found is not None else (-1, -1)
+    if stable is not None and off >= stable:
+        off, ts = -1, -1  # past the last stable offset: not visible to read_committed
+    return ErrorCode.none, off, ts
+
+
 @register(ApiKey.list_offsets, 1, 8)
 def list_offsets(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     broker = ctx.broker
@@ -564,25 +614,12 @@ def list_offsets(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
             if tlog is None or not 0 <= p < len(tlog.partitions):
                 code = ErrorCode.unknown_topic_or_partition
             else:
-                plog = tlog.partitions[p]
-                want = lp.timestamp
-                if want == _LATEST:
-                    off = plog.stable_end() if read_committed else plog.end_offset
-                elif want in (_EARLIEST, _EARLIEST_LOCAL):
-                    off = plog.log_start
-                elif want == _MAX_TIMESTAMP:
-                    off, ts = _max_timestamp(ctx, plog)
-                    if read_committed and off >= plog.stable_end():
-                        off, ts = -1, -1
-                elif want < 0:
-                    code = ErrorCode.invalid_request
-                else:
-                    with broker._store.read() as txn:
-                        found = offset_for_time(txn, plog, want)
-                    if found is not None:
-                        off, ts = found
-                        if read_committed and off >= plog.stable_end():
-                            off, ts = -1, -1
+                try:
+                    code, off, ts = _list_offset(ctx, tlog.partitions[p], lp.timestamp,
+                                                 read_committed)
+                except MqlogError as exc:  # a damaged batch fails its partition only
+                    log.error("ListOffsets of %s[%d] failed: %s", t.name, p, exc)
+                    code = error_code_for(exc)
             parts.append(_build(PartResp, partition_index=p, error_code=code,
                                 timestamp=ts, offset=off, leader_epoch=0 if off >= 0
                                 else -1))

@@ -17,9 +17,9 @@ Robustness, in the order things go wrong on a wire:
   connection stays open;
 * a connection with no complete request for ``idle_timeout_s`` is disconnected,
   whether it sends nothing or trickles a frame byte by byte; so is one that stops in
-  the middle of a frame for ``FRAME_TIMEOUT_S``, and one that does not read its
-  responses within ``SEND_TIMEOUT_S`` (the write blocks only that connection's
-  thread);
+  the middle of a frame for ``FRAME_TIMEOUT_S``, and one that stops reading its
+  responses for ``SEND_TIMEOUT_S`` (the write blocks only that connection's thread; a
+  slow reader that keeps taking bytes is never cut off);
 * connections beyond ``max_connections`` are closed as soon as they are accepted;
 * request memory is bounded across connections (:class:`RequestMemory`, Kafka's
   ``queued.max.request.bytes``): a connection reserves a request's size before it
@@ -32,7 +32,9 @@ Robustness, in the order things go wrong on a wire:
 Shutdown (:meth:`KafkaServer.close`): stop accepting, set ``stopping`` (long polls,
 group waits and waits for request memory return early), shut the read side of every
 connection so each thread finishes the request it is processing, sends its answer and
-ends; then join them.
+ends; then join them. Past the grace period, produced batches the writer has not taken
+are failed (a Produce still waiting ends instead of waiting out its timeout, and no
+batch left behind is written later) and stuck connections are shut.
 
 Lock order: ``KafkaServer._lock`` (and its ``_activity`` condition) and
 ``RequestMemory._cond`` are leaves, never held together or while doing I/O.
@@ -53,17 +55,26 @@ import threading
 import time
 from typing import Any
 
+from ..errors import ClosedError
 from . import _apis, _codec
 from ._appender import WireAppender
 from ._txn import TxnRegistry
-from ._apis import ApiError, ApiKey, ConnectionContext, ErrorCode, ServerConfig
+from ._apis import (
+    ApiError,
+    ApiKey,
+    CloseConnection,
+    ConnectionContext,
+    ErrorCode,
+    ServerConfig,
+)
 
 __all__ = ["KafkaServer"]
 
 log = logging.getLogger("mqlog.server")
 
 _I32 = struct.Struct(">i")
-#: Seconds a connection may take to read a response we send before it is dropped.
+#: Seconds a connection may go without taking any bytes of a response we send before
+#: it is dropped (a stall, not the time to read the whole response).
 SEND_TIMEOUT_S = 30.0
 #: Seconds a peer may take to deliver the rest of a frame it started.
 FRAME_TIMEOUT_S = 30.0
@@ -184,8 +195,8 @@ class KafkaServer:
         self.broker = broker
         self.config = config
         self.stopping = threading.Event()
-        # Guards _conns, _closed and _in_flight; notified when _in_flight or _conns
-        # changes.
+        # Guards _conns, _closed, _in_flight, _appender, _writes_closed and
+        # _transactions; notified when _in_flight or _conns changes.
         self._lock = threading.Lock()
         self._activity = threading.Condition(self._lock)
         self._in_flight = 0
@@ -196,8 +207,8 @@ class KafkaServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._acceptor: threading.Thread | None = None
         self._address: tuple[str, int] = (config.host, config.port)
-        self.requests_served = 0  # statistics (approximate: incremented without a lock)
         self._appender: WireAppender | None = None  # created by the first Produce
+        self._writes_closed = False  # set when close() closes the appender
         self._transactions: TxnRegistry | None = None  # created on first use
         self.handle: Any = None  # the ServerHandle given to users (kept alive by us)
 
@@ -276,6 +287,13 @@ class KafkaServer:
         for conn in conns:
             if conn.thread is not None:
                 conn.thread.join(max(0.0, deadline - time.monotonic()))
+        # What the writer has not taken by now is failed, never written later: a Produce
+        # still waiting for it answers (or ends) now, not at its timeout.
+        with self._lock:
+            appender = self._appender
+            self._writes_closed = True
+        if appender is not None:
+            appender.close()
         stuck = [c for c in conns if c.thread is not None and c.thread.is_alive()]
         for conn in stuck:
             # Past the grace period: a peer that does not read its answers keeps its
@@ -290,17 +308,21 @@ class KafkaServer:
             conn.thread.join(1.0)
         for conn in conns:
             _close_quietly(conn.sock)
-        with self._lock:
-            appender, self._appender = self._appender, None
-        if appender is not None:
-            appender.close()
         _close_quietly(self._wake_r)
         _close_quietly(self._wake_w)
         log.info("mqlog server on %s:%d stopped", *self._address)
 
     def appender(self) -> WireAppender:
-        """The source of produced batches for the broker's writer (created once)."""
+        """The source of produced batches for the broker's writer (created once).
+
+        Raises:
+            ClosedError: the server's grace period for in-flight requests is over (a
+                request still running then must not register a new source that
+                nobody would close).
+        """
         with self._lock:
+            if self._writes_closed:
+                raise ClosedError("the server stopped: no more writes are accepted")
             if self._appender is None:
                 self._appender = WireAppender(self.broker)
             return self._appender
@@ -399,8 +421,7 @@ class KafkaServer:
                     self._count_in_flight(-1)
                 if answer is None:
                     continue
-                sock.settimeout(SEND_TIMEOUT_S)
-                sock.sendall(answer)
+                _send(sock, answer)
         except _Disconnect as exc:
             log.debug("closing connection from %s: %s", conn.peer, exc)
         except (ConnectionError, TimeoutError, OSError) as exc:
@@ -516,13 +537,14 @@ class KafkaServer:
             with acks=0).
 
         Raises:
-            _Disconnect: the header cannot be read; the connection must close.
+            _Disconnect: the connection must close: the header cannot be read, a
+                Produce cannot be decoded, or an acks=0 Produce failed (Kafka's
+                answer to both).
         """
         try:
             header = _codec.parse_header(frame)
         except _codec.FrameError as exc:
             raise _Disconnect(str(exc)) from None
-        self.requests_served += 1
         ctx.client_id = header.client_id
         key, version = header.api_key, header.api_version
         api = _apis.REGISTRY.get(key)
@@ -546,9 +568,16 @@ class KafkaServer:
         except Exception as exc:
             log.debug("%s sent an undecodable %s v%d request: %s", ctx.peer,
                       _api_name(key), version, exc)
+            if key == ApiKey.produce:
+                # Its acks cannot be read, and an answer to an acks=0 Produce would be
+                # taken for the answer to the client's next request: close, as Kafka
+                # does for any request it cannot parse.
+                raise _Disconnect("an undecodable Produce request") from None
             return self._error_frame(ctx, header, None, ErrorCode.invalid_request)
         try:
             response = api.handler(ctx, request, version)
+        except CloseConnection as exc:
+            raise _Disconnect(str(exc)) from None
         except ApiError as exc:
             log.debug("%s v%d from %s refused: %s", _api_name(key), version, ctx.peer, exc)
             return self._error_frame(ctx, header, request, exc.code)
@@ -577,7 +606,8 @@ class KafkaServer:
                 response = None
             if response is None and header.api_key == ApiKey.produce and \
                     getattr(request, "acks", 1) == 0:
-                return None
+                # Kafka's signal for a failed acks=0 Produce (see _handlers.produce).
+                raise _Disconnect(f"an acks=0 Produce failed with {code.name}")
         if response is None:
             response = _codec.error_response(header.api_key, header.api_version, code)
         if response is None:
@@ -587,6 +617,24 @@ class KafkaServer:
 
 class _Disconnect(Exception):
     """The connection cannot continue (bad framing, idle, peer gone)."""
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    """Send all of ``data``; the peer must take some of it every ``SEND_TIMEOUT_S``.
+
+    Not ``sendall`` with a timeout: that bounds the whole answer (Python 3.5+), so a
+    client reading a 50 MB Fetch answer steadily over a slow link would be cut off, and
+    cut off again on every retry.
+
+    Raises:
+        TimeoutError: the peer took nothing for ``SEND_TIMEOUT_S``.
+        OSError: the connection broke.
+    """
+    sock.settimeout(SEND_TIMEOUT_S)
+    with memoryview(data) as view:
+        sent = 0
+        while sent < len(view):
+            sent += sock.send(view[sent:])
 
 
 def _peer_closed(sock: socket.socket) -> bool:

@@ -87,13 +87,28 @@ class WireTransaction:
             if self.staged_at is None:
                 self.staged_at = now
 
-    def take_offsets(self) -> dict[str, tuple[list, Any]]:
+    def take_offsets(self) -> tuple[dict[str, tuple[list, Any]], Callable[[], None]]:
+        """Take the staged offsets for EndTxn: per group, the rows to store and the
+        fencing check; and a function that puts them back, for an EndTxn that failed
+        without ending the transaction (the client may retry it, and the retry must
+        commit them too). Offsets staged meanwhile win over the ones put back."""
         with self._lock:
-            out = {g: (list(rows.values()), check) for g, (rows, check) in
-                   self.offsets.items()}
+            taken, staged_at = self.offsets, self.staged_at
             self.offsets = {}
             self.staged_at = None
-        return out
+
+        def put_back() -> None:
+            with self._lock:
+                for group, (rows, check) in taken.items():
+                    newer = self.offsets.get(group)
+                    if newer is not None:
+                        rows, check = {**rows, **newer[0]}, newer[1]
+                    self.offsets[group] = (rows, check)
+                if taken:
+                    self.staged_at = staged_at  # the older staging
+
+        return {g: (list(rows.values()), check) for g, (rows, check) in taken.items()}, \
+            put_back
 
     def pending(self, group: str, now: float) -> set[TopicPartition]:
         """The partitions of ``group`` with offsets staged in a transaction that may
@@ -344,19 +359,24 @@ def end_txn(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     wire = _registry(ctx).get(request.transactional_id)
     if code != ErrorCode.none:
         return Response(throttle_time=_ZERO, error_code=code)
-    offsets = wire.take_offsets() if wire is not None else {}
+    offsets, put_back = wire.take_offsets() if wire is not None else ({}, None)
     try:
         flush_error = ctx.broker._txns.end_transaction(
             state, request.producer_epoch, bool(request.committed),
             offsets if request.committed else {})
     except ProducerFencedError:
-        code = ErrorCode.producer_fenced
-    except CommitFailedError:
-        # The group moved on since TxnOffsetCommit: nothing was written; the client
-        # must abort (Kafka's coordinator would have refused the offsets earlier).
-        code = ErrorCode.invalid_txn_state
+        code = ErrorCode.producer_fenced  # a newer producer: its offsets go with it
     except MqlogError as exc:
-        code = error_code_for(exc)
+        # Nothing was written and the transaction is still open: the client may retry
+        # EndTxn, which must store the offsets too.
+        if put_back is not None:
+            put_back()
+        if isinstance(exc, CommitFailedError):
+            # The group moved on since TxnOffsetCommit: the client must abort
+            # (Kafka's coordinator would have refused the offsets earlier).
+            code = ErrorCode.invalid_txn_state
+        else:
+            code = error_code_for(exc)
     else:
         if flush_error is not None:
             code = ErrorCode.kafka_storage_error
