@@ -1,9 +1,11 @@
-"""confluent-kafka against ``mqlog serve`` and against tansu, side by side in one run.
+"""Kafka clients against ``mqlog serve`` and against tansu, side by side in one run.
 
-    python benchmarks/serve.py [--records N] [--runs R] [--markdown]
+    python benchmarks/serve.py [--records N] [--runs R] [--kafka-python-records M]
+                               [--tansu-group-runs G] [--skip-tansu]
+                               [--charts DIR] [--markdown]
 
-The client is confluent-kafka (librdkafka) in this process; each server runs in its
-own process:
+The clients are confluent-kafka (librdkafka) and kafka-python, in this process; each
+server runs in its own process:
 
 - ``mqlog serve``: ``python -m mqlog serve --data D --port 0`` on a fresh durable
   temporary directory per run (``acks=all`` flushes to disk, as it would in use).
@@ -12,44 +14,62 @@ own process:
   missing or the binary does not start here, the reason is printed and its column
   stays empty; the run goes on.
 
-Cases (N records of 100 bytes, no keys, a topic of 3 partitions created with the admin
-client, a fresh topic per produce case):
+Cases (records of 100 bytes, no keys, topics of 3 partitions created with the admin
+client, a fresh topic per produce case), for each client:
 
-- ``produce, acks=1`` / ``produce, acks=all``: ``Producer.produce(topic, value)`` N
-  times (``poll(0)`` every 10,000 records to serve delivery events, and waiting in
-  ``poll`` when the local queue is full), then ``flush()``; configured for throughput
-  as a user would: ``linger.ms=20``, ``batch.num.messages=10000``,
-  ``compression.type=none``; a delivery callback sees only failures
-  (``delivery.report.only.error``), and a failure stops the run. The consume cases
-  then check that exactly N records come back (the topic's high watermarks would not
-  do: tansu's ListOffsets answers lag behind what it has stored).
-- ``consume, assign``: a consumer ``assign()``s every partition of the ``acks=1``
-  topic at the beginning and calls ``consume(num_messages=10000)`` until it has all N.
-- ``consume, group``: a consumer in a new group ``subscribe()``s to the same topic
-  (``auto.offset.reset=earliest``) and consumes all N the same way.
+- ``produce, acks=1`` / ``produce, acks=all``: produce the records one call per record,
+  then flush; configured for throughput as a user would (``linger.ms=20``, batches up
+  to 10,000 records or ~1 MB, no compression). confluent-kafka: ``produce()``
+  (``poll(0)`` every 10,000 records to serve delivery events, and waiting in ``poll``
+  when the local queue is full), ``flush()``; a delivery callback sees only failures
+  (``delivery.report.only.error``). kafka-python: ``send()``, ``flush()``, then every
+  future is checked. A failure stops the run. The consume cases then check that
+  exactly the records produced come back (the topic's high watermarks would not do:
+  tansu's ListOffsets answers lag behind what it has stored).
+- ``consume, assign``: a consumer assigns every partition of the ``acks=1`` topic at
+  the beginning and reads (``consume(num_messages=10000)`` / ``poll()`` with
+  ``max_poll_records=10000``) until it has them all.
+- ``consume, group``: a consumer in a new group subscribes to the same topic
+  (``auto.offset.reset=earliest``) and reads them all the same way.
 - Consume rates count from ``assign()``, or from the first assignment of the group
-  consumer, to the last record. ``assign to first record`` is ~0.5 s of librdkafka
-  start-up against either server, part of every consume figure (a rate from the first
-  record on would mostly measure the client draining what it prefetched meanwhile).
-  ``group join`` is the time from ``subscribe()`` to the first assignment (the
-  ``on_assign`` callback).
+  consumer, to the last record. ``assign to first record`` (~0.5 s of librdkafka
+  start-up against either server) is part of every assign figure. ``group join`` is
+  the time from ``subscribe()`` to the first assignment.
 
-The consume cases read the ``acks=1`` topic after the ``acks=all`` case wrote N more
-records: with N >= 150,000 none of its batches is left in mqlog serve's 32 MB cache
-of encoded batches (which serves batches to consumers as their producer sent them), so
-the figures are for encoding from the store, the slower path; smaller N (``--quick``)
-measure partly cached reads.
+confluent-kafka runs N records per case. kafka-python is pure Python and ~15-25x
+slower per record, so it runs ``--kafka-python-records`` (default N/10: ~2-3 s per
+produce case, ~1-2 s per consume case here). tansu makes a new group wait about half
+the session timeout before it assigns (~23 s with both clients' default of 45 s), so
+its ``consume, group`` cases run in the first ``--tansu-group-runs`` runs only
+(default 1), and kafka-python's group consumer sets ``session_timeout_ms=6000``
+(Kafka's smallest allowed; ~3 s of waiting on tansu) against both servers;
+mqlog serve runs the group cases every run.
+
+Order within a server's run: kafka-python produces, confluent-kafka produces, then
+confluent-kafka consumes, then kafka-python consumes. With N >= 150,000 every consume
+reads batches no longer in mqlog serve's 32 MB cache of encoded batches (which serves
+batches to consumers as their producer sent them): the figures are for encoding from
+the store, the slower path; smaller N (``--quick``) measure partly cached reads.
+
+In-process: each run also times mqlog's own ``producer.send()`` (no server, no
+network: ``mqlog.open(dir)``, a topic of 3 partitions, N records, then ``flush()``)
+with acks=1 and acks=all, to set issue #9's goal "``send`` >= confluent-kafka's
+produce rate against a Kafka-compatible broker" against confluent-kafka -> tansu
+measured in the same run.
 
 Reported figures are medians over the runs; ``mqlog / tansu`` is the median over runs
 of the ratio of the two rates measured in the same run. ``server CPU`` is the server
 process's user+system CPU time per record during the case (Linux only), the part of
 the cost that is the server's rather than the client's. Nothing here asserts a speed:
-the client and the server share the same cores.
+the clients and the server share the same cores. With ``--charts DIR`` (docs/img for
+the docs) a PNG of the rates, serve-rates.png, is written there when matplotlib is
+installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import shutil
@@ -62,7 +82,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,6 +91,7 @@ PARTITIONS = 3
 START_TIMEOUT_S = 30.0
 CASE_TIMEOUT_S = 600.0
 SYSTEMS = ("mqlog serve", "tansu")
+CLIENTS = ("confluent-kafka", "kafka-python")
 # The issue's figures for confluent-kafka against tansu, measured when it was written.
 ISSUE_TANSU = {"produce": 780_000, "consume": 180_000, "join": 23.0}
 PRODUCER_CONFIG = {
@@ -81,8 +102,18 @@ PRODUCER_CONFIG = {
     "queue.buffering.max.kbytes": 1_048_576,
 }
 CLIENT = {"log_level": 3}  # librdkafka: errors only (failures raise here anyway)
+# kafka-python's equivalents: 20 ms linger, batches up to librdkafka's batch.size.
+KP_PRODUCER_CONFIG = {"linger_ms": 20, "batch_size": 1_000_000,
+                      "max_request_size": 1_048_576 * 2}
+KP_READ = 10_000  # max_poll_records, as confluent-kafka's consume(num_messages=10000)
+# tansu makes a new group wait about half the session timeout before it assigns:
+# confluent-kafka's row shows the default (45 s: ~23 s); kafka-python's group consumer
+# uses Kafka's smallest allowed session timeout, against both servers, to save ~20 s.
+KP_SESSION_TIMEOUT_MS = 6000
 CASES = ["produce, acks=1", "produce, acks=all", "consume, assign", "consume, group",
          "assign to first record (s)", "group join (s)"]
+GROUP_CASES = ("consume, group", "group join (s)")
+INPROCESS = ("in-process send, acks=1", "in-process send, acks=all")
 
 
 # -- servers ------------------------------------------------------------------------------
@@ -193,7 +224,7 @@ STARTERS: dict[str, Callable[[], Server]] = {"mqlog serve": start_mqlog,
                                              "tansu": start_tansu}
 
 
-# -- cases --------------------------------------------------------------------------------
+# -- confluent-kafka cases --------------------------------------------------------------
 
 def _create_topic(bootstrap: str, topic: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -306,86 +337,259 @@ def bench_consume_group(bootstrap: str, topic: str, n: int) -> tuple[float, floa
         consumer.close()
 
 
-def run_system(server: Server, n: int, run: int) -> dict[str, tuple[float, float | None]]:
-    """Per case: (records/s, or seconds for the latencies; server CPU µs per record)."""
-    out: dict[str, tuple[float, float | None]] = {}
-    boot = server.bootstrap
+# -- kafka-python cases ----------------------------------------------------------------------
 
-    def measured(fn: Callable[[], Any]) -> tuple[Any, float | None]:
-        before = server.cpu_seconds()
-        result = fn()
-        after = server.cpu_seconds()
-        cpu = None if before is None or after is None else (after - before) / n * 1e6
-        return result, cpu
+def kp_produce(bootstrap: str, topic: str, n: int, acks: str) -> float:
+    """Seconds for kafka-python to send and flush ``n`` records."""
+    from kafka import KafkaProducer
 
-    topic1 = f"bench-{run}-acks1"
-    t, cpu = measured(lambda: bench_produce(boot, topic1, n, "1"))
-    out["produce, acks=1"] = (n / t, cpu)
-    t, cpu = measured(lambda: bench_produce(boot, f"bench-{run}-acksall", n, "all"))
-    out["produce, acks=all"] = (n / t, cpu)
-    (rate, first), cpu = measured(lambda: bench_consume_assign(boot, topic1, n))
-    out["consume, assign"] = (rate, cpu)
-    (rate, join), cpu = measured(lambda: bench_consume_group(boot, topic1, n))
-    out["consume, group"] = (rate, cpu)
-    out["assign to first record (s)"] = (first, None)
-    out["group join (s)"] = (join, None)
-    return out
+    _create_topic(bootstrap, topic)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1 if acks == "1" else acks,
+                             **KP_PRODUCER_CONFIG)
+    try:
+        value = os.urandom(VALUE_SIZE)
+        send = producer.send
+        futures = []
+        append = futures.append
+        start = time.perf_counter()
+        for _ in range(n):
+            append(send(topic, value))
+        producer.flush(CASE_TIMEOUT_S)
+        elapsed = time.perf_counter() - start
+    finally:
+        producer.close(CASE_TIMEOUT_S)
+    failed = [f for f in futures if not f.is_done or f.failed()]
+    if failed:
+        raise RuntimeError(f"{len(failed)} kafka-python sends failed or never completed, "
+                           f"the first with {failed[0].exception!r}")
+    return elapsed
+
+
+def _kp_consume_all(consumer: Any, n: int) -> tuple[float, float]:
+    """Poll ``n`` records; (time of the first record, time of the last)."""
+    count = 0
+    first = None
+    deadline = time.monotonic() + CASE_TIMEOUT_S
+    while count < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"consumed {count} of {n} records in {CASE_TIMEOUT_S:g} s")
+        got = consumer.poll(timeout_ms=1000, max_records=KP_READ)
+        k = sum(map(len, got.values()))
+        count += k
+        if k and first is None:
+            first = time.perf_counter()
+    end = time.perf_counter()
+    if count != n or first is None:
+        raise RuntimeError(f"consumed {count} records, expected {n}")
+    extra = consumer.poll(timeout_ms=500)
+    if any(extra.values()):
+        raise RuntimeError(f"more than the {n} records produced came back")
+    return first, end
+
+
+def kp_consume_assign(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """(records/s, seconds from ``assign()`` to the first record)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             max_poll_records=KP_READ)
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        start = time.perf_counter()
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        first, end = _kp_consume_all(consumer, n)
+        return n / (end - start), first - start
+    finally:
+        consumer.close()
+
+
+def kp_consume_group(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
+    """(records/s from the first assignment on, seconds from ``subscribe()`` to it)."""
+    from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+    assigned: list[float] = []
+
+    class FirstAssignment(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            pass
+
+        def on_partitions_assigned(self, partitions: Any) -> None:
+            if not assigned:
+                assigned.append(time.perf_counter())
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
+                             group_id=f"bench-kp-{uuid.uuid4().hex[:8]}",
+                             auto_offset_reset="earliest", max_poll_records=KP_READ,
+                             session_timeout_ms=KP_SESSION_TIMEOUT_MS)
+    try:
+        start = time.perf_counter()
+        consumer.subscribe([topic], listener=FirstAssignment())
+        _first, end = _kp_consume_all(consumer, n)
+        return n / (end - assigned[0]), assigned[0] - start
+    finally:
+        consumer.close()
+
+
+def inprocess_send(n: int, acks: str) -> float:
+    """Seconds for mqlog's own producer to send and flush ``n`` records (no server)."""
+    sys.path.insert(0, ROOT)
+    import mqlog
+
+    path = tempfile.mkdtemp(prefix="mqlog-serve-bench-inprocess-")
+    try:
+        with mqlog.open(path, cleaner_interval_ms=None) as broker:
+            broker.create_topic("bench", partitions=PARTITIONS)
+            producer = broker.producer(acks=1 if acks == "1" else acks)
+            value = os.urandom(VALUE_SIZE)
+            send = producer.send
+            gc.collect()
+            start = time.perf_counter()
+            for _ in range(n):
+                send("bench", value)
+            producer.flush()
+            elapsed = time.perf_counter() - start
+            producer.close()
+            return elapsed
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # -- the run and the table ----------------------------------------------------------------
 
-Results = dict[str, dict[str, list[tuple[float, float | None]]]]
+Key = tuple[str, str]  # (client, case)
+Figure = tuple[float, float | None]  # (records/s, or seconds for the latencies; CPU µs)
+# Per system, per (client, case), per run index: the figure.
+Results = dict[str, dict[Key, dict[int, Figure]]]
+InProcess = dict[str, dict[int, float]]  # per INPROCESS case, per run: records/s
 
 
-def run(n: int, runs: int, skip_tansu: bool = False) -> tuple[Results, dict[str, str]]:
-    """Per system and case, the (figure, server CPU) of every run; and per system the
-    reason it was skipped."""
+class Config(NamedTuple):
+    """What one run measures: records per client, which clients, which group runs."""
+
+    records: int
+    kp_records: int
+    runs: int
+    tansu_group_runs: int
+    skip_tansu: bool
+    kafka_python: bool
+
+
+def run_system(server: Server, config: Config, run: int, groups: bool
+               ) -> dict[Key, Figure]:
+    """Per (client, case): (records/s, or seconds for the latencies; server CPU µs per
+    record)."""
+    out: dict[Key, Figure] = {}
+    boot = server.bootstrap
+    n, k = config.records, config.kp_records
+
+    def measured(records: int, fn: Callable[..., Any], *args: Any
+                 ) -> tuple[Any, float | None]:
+        before = server.cpu_seconds()
+        result = fn(boot, *args)
+        after = server.cpu_seconds()
+        cpu = None if before is None or after is None else \
+            (after - before) / records * 1e6
+        return result, cpu
+
+    cf, kp = CLIENTS
+    kp1, cf1 = f"bench-{run}-kp-acks1", f"bench-{run}-acks1"
+    if config.kafka_python:
+        for acks, topic in (("1", kp1), ("all", f"bench-{run}-kp-acksall")):
+            t, cpu = measured(k, kp_produce, topic, k, acks)
+            out[kp, f"produce, acks={acks}"] = (k / t, cpu)
+    for acks, topic in (("1", cf1), ("all", f"bench-{run}-acksall")):
+        t, cpu = measured(n, bench_produce, topic, n, acks)
+        out[cf, f"produce, acks={acks}"] = (n / t, cpu)
+    consumers = [(cf, cf1, n, bench_consume_assign, bench_consume_group)]
+    if config.kafka_python:
+        consumers.append((kp, kp1, k, kp_consume_assign, kp_consume_group))
+    for client, topic, records, assign, group in consumers:
+        (rate, first), cpu = measured(records, assign, topic, records)
+        out[client, "consume, assign"] = (rate, cpu)
+        out[client, "assign to first record (s)"] = (first, None)
+        if groups:
+            (rate, join), cpu = measured(records, group, topic, records)
+            out[client, "consume, group"] = (rate, cpu)
+            out[client, "group join (s)"] = (join, None)
+    return out
+
+
+def run(config: Config) -> tuple[Results, InProcess, dict[str, str]]:
+    """Every run: both servers (alternating which goes first), then mqlog in-process.
+    Returns the figures, and per system or client the reason it was skipped."""
     results: Results = {s: {} for s in SYSTEMS}
+    inprocess: InProcess = {case: {} for case in INPROCESS}
     skipped: dict[str, str] = {}
-    if skip_tansu:  # smoke runs: tansu's group join alone takes ~23 s
+    if config.skip_tansu:  # smoke runs: tansu's group join alone takes ~23 s
         skipped["tansu"] = "--skip-tansu was given"
-    for r in range(runs):
+    if not config.kafka_python:
+        skipped["kafka-python"] = "not installed (pip install kafka-python)"
+    for r in range(config.runs):
         order = SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]  # neither always goes first
         for system in order:
             if system in skipped:
                 continue
+            _progress(f"run {r + 1}/{config.runs}: {system}")
             try:
                 server = STARTERS[system]()
             except Exception as exc:
                 skipped[system] = f"{type(exc).__name__}: {exc}"
-                print(f"skipping {system}: {skipped[system]}", file=sys.stderr)
+                _progress(f"skipping {system}: {skipped[system]}")
                 continue
+            groups = system != "tansu" or r < config.tansu_group_runs
             try:
-                for case, value in run_system(server, n, r).items():
-                    results[system].setdefault(case, []).append(value)
+                for key, value in run_system(server, config, r, groups).items():
+                    results[system].setdefault(key, {})[r] = value
             except Exception as exc:
                 if system == "mqlog serve":
                     raise
                 skipped[system] = f"{type(exc).__name__}: {exc}"
-                print(f"skipping {system}: {skipped[system]}", file=sys.stderr)
+                _progress(f"skipping {system}: {skipped[system]}")
                 results[system] = {}
             finally:
                 server.stop()
-    return results, skipped
+        _progress(f"run {r + 1}/{config.runs}: mqlog in-process send")
+        for case, acks in zip(INPROCESS, ("1", "all")):
+            inprocess[case][r] = config.records / inprocess_send(config.records, acks)
+    return results, inprocess, skipped
 
 
-def _median(values: list[tuple[float, float | None]], i: int) -> float | None:
-    got = [v[i] for v in values if v[i] is not None]
-    return statistics.median(got) if got else None
+_STARTED = time.monotonic()
 
 
-def _ratio(results: Results, case: str) -> float | None:
-    mine, theirs = results["mqlog serve"].get(case), results["tansu"].get(case)
-    if not mine or not theirs or len(mine) != len(theirs):
-        return None
-    return statistics.median(a[0] / b[0] for a, b in zip(mine, theirs))
+def _progress(text: str) -> None:
+    print(f"[serve {time.monotonic() - _STARTED:5.0f} s] {text}", file=sys.stderr,
+          flush=True)
 
 
-def verdict(results: Results) -> list[str]:
-    """The issue's targets, against tansu in this run and against the issue's figures."""
-    mine = {case: _median(results["mqlog serve"].get(case, []), 0) for case in CASES}
-    theirs = {case: _median(results["tansu"].get(case, []), 0) for case in CASES}
-    lines = []
+def _median(figures: dict[int, Figure] | None, i: int) -> float | None:
+    got = [v[i] for v in (figures or {}).values() if v[i] is not None]
+    return statistics.median(got) if got else None  # type: ignore[type-var]
+
+
+def _ratios(mine: dict[int, float], theirs: dict[int, float]) -> list[float]:
+    """mine ÷ theirs for each run that measured both."""
+    return [mine[r] / theirs[r] for r in mine if r in theirs]
+
+
+def _rates(results: Results, system: str, key: Key) -> dict[int, float]:
+    return {r: v[0] for r, v in results[system].get(key, {}).items()}
+
+
+def _ratio(results: Results, key: Key) -> float | None:
+    rs = _ratios(_rates(results, "mqlog serve", key), _rates(results, "tansu", key))
+    return statistics.median(rs) if rs else None
+
+
+def verdict(results: Results, inprocess: InProcess) -> list[str]:
+    """Issue #8's targets for confluent-kafka against tansu (this run and the issue's
+    figures), then issue #9's goal for in-process ``send``."""
+    cf = CLIENTS[0]
+    mine = {case: _median(results["mqlog serve"].get((cf, case)), 0) for case in CASES}
+    theirs = {case: _median(results["tansu"].get((cf, case)), 0) for case in CASES}
+    lines = ["Issue #8 targets for confluent-kafka (mqlog serve >= 50% of tansu's produce "
+             "rate, >= its consume rate, group join < 1 s):", ""]
 
     def check(label: str, ok: bool, detail: str) -> None:
         lines.append(f"- {label}: {detail}: {'**met**' if ok else '**not met**'}")
@@ -393,7 +597,7 @@ def verdict(results: Results) -> list[str]:
     for case in ("produce, acks=1", "produce, acks=all"):
         rate, ref = mine[case], theirs[case]
         if ref is not None and rate is not None:
-            ratio = _ratio(results, case) or 0.0
+            ratio = _ratio(results, (cf, case)) or 0.0
             check(f"`{case}` >= 50% of tansu (this run)", ratio >= 0.5,
                   f"{ratio:.0%} ({rate:,.0f} vs {ref:,.0f} records/s)")
     rate = mine["produce, acks=1"]
@@ -404,7 +608,7 @@ def verdict(results: Results) -> list[str]:
     for case in ("consume, assign", "consume, group"):
         rate, ref = mine[case], theirs[case]
         if ref is not None and rate is not None:
-            ratio = _ratio(results, case) or 0.0
+            ratio = _ratio(results, (cf, case)) or 0.0
             check(f"`{case}` >= tansu (this run)", ratio >= 1.0,
                   f"{ratio:.0%} ({rate:,.0f} vs {ref:,.0f} records/s)")
         if rate is not None:
@@ -416,50 +620,155 @@ def verdict(results: Results) -> list[str]:
         ref = theirs["group join (s)"]
         check("group join < 1 s", join < 1.0,
               f"{join:.3f} s" + ("" if ref is None else f" (tansu: {ref:.1f} s)"))
+    lines += ["", "Issue #9's goal, `send` >= confluent-kafka's produce rate against a "
+                  "Kafka-compatible broker (in-process `send` ÷ confluent-kafka → tansu, "
+                  "same run):", ""]
+    for case, produce in zip(INPROCESS, ("produce, acks=1", "produce, acks=all")):
+        rs = _ratios(inprocess[case], _rates(results, "tansu", (cf, produce)))
+        label = f"`send`, acks={case.rsplit('=', 1)[1]}"
+        if not rs:
+            lines.append(f"- {label}: **not measured** (no confluent-kafka → tansu figure "
+                         "in this run)")
+            continue
+        med = statistics.median(rs)
+        spread = f", runs {min(rs):.2f}–{max(rs):.2f}" if len(rs) > 1 else ""
+        rate = statistics.median(inprocess[case].values())
+        check(label, med >= 1.0, f"{med:.2f}× ({rate:,.0f} vs {theirs[produce]:,.0f} "
+              f"records/s{spread})")
     return lines
 
 
-def render(results: Results, skipped: dict[str, str], n: int, runs: int) -> str:
+def render(results: Results, inprocess: InProcess, skipped: dict[str, str],
+           config: Config, chart: str | None) -> str:
+    n, k = config.records, config.kp_records
     lines = [
-        f"confluent-kafka {_client_version()}, {n:,} records of {VALUE_SIZE} bytes, "
-        f"{PARTITIONS} partitions, median of {runs} runs, Python "
-        f"{sys.version.split()[0]}, {os.cpu_count()} CPUs; client and server share them. "
-        "mqlog serve on a durable temporary directory; tansu "
+        f"{_client_versions()}; records of {VALUE_SIZE} bytes, {PARTITIONS} partitions, "
+        f"confluent-kafka {n:,} records per case, kafka-python {k:,} (it is slower; "
+        f"bounded to a few seconds per case); median of {config.runs} runs (tansu's "
+        f"group cases: {min(config.tansu_group_runs, config.runs)}), Python "
+        f"{sys.version.split()[0]}, {os.cpu_count()} CPUs; clients and servers share "
+        "them. mqlog serve on a durable temporary directory; tansu "
         f"({_tansu_version()}) memory-only.",
         "",
-        "| case | mqlog serve | tansu | mqlog / tansu | mqlog server CPU µs/record "
-        "| tansu CPU µs/record |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| client | case | mqlog serve | tansu | mqlog / tansu | mqlog server CPU "
+        "µs/record | tansu CPU µs/record |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for case in CASES:
-        seconds = case.endswith("(s)")
+    for client in CLIENTS:
+        if client in skipped:
+            continue
+        for case in CASES:
+            seconds = case.endswith("(s)")
+            cells, cpus = [], []
+            for system in SYSTEMS:
+                value = _median(results[system].get((client, case)), 0)
+                cells.append("" if value is None else f"{value:.3f}" if seconds
+                             else f"{value:,.0f}")
+                cpu = _median(results[system].get((client, case)), 1)
+                cpus.append("" if cpu is None else f"{cpu:.2f}")
+            rs = [] if seconds else _ratios(_rates(results, "mqlog serve", (client, case)),
+                                            _rates(results, "tansu", (client, case)))
+            ratio = "" if not rs else f"{statistics.median(rs):.2f}" + (
+                "" if len(rs) == config.runs else f" ({len(rs)} run{'s' * (len(rs) > 1)})")
+            lines.append(f"| {client} | {case} | {cells[0]} | {cells[1]} | {ratio} | "
+                         f"{cpus[0]} | {cpus[1]} |")
+    lines += ["", "Rates are records/s; the (s) rows are seconds from `assign()` to the "
+              "first record and from `subscribe()` to the first assignment. A ratio "
+              "marked (1 run) comes from the runs that measured both servers."]
+    cf = CLIENTS[0]
+    lines += ["", f"mqlog's own `producer.send()` in this process (no server, "
+                  f"{n:,} records), against confluent-kafka's produce rate in the same "
+                  "run:", "",
+              "| in-process, no server | records/s | ÷ confluent-kafka → tansu | "
+              "÷ confluent-kafka → mqlog serve |", "| --- | ---: | ---: | ---: |"]
+    for case, produce in zip(INPROCESS, ("produce, acks=1", "produce, acks=all")):
         cells = []
         for system in SYSTEMS:
-            value = _median(results[system].get(case, []), 0)
-            cells.append("" if value is None else f"{value:.3f}" if seconds
-                         else f"{value:,.0f}")
-        ratio = None if seconds else _ratio(results, case)
-        cpus = []
-        for system in SYSTEMS:
-            cpu = _median(results[system].get(case, []), 1)
-            cpus.append("" if cpu is None else f"{cpu:.2f}")
-        lines.append(f"| {case} | {cells[0]} | {cells[1]} | "
-                     f"{'' if ratio is None else f'{ratio:.2f}'} | {cpus[0]} | {cpus[1]} |")
-    lines += ["", "Rates are records/s; the (s) rows are seconds from `assign()` to the "
-              "first record and from `subscribe()` to the first assignment."]
+            rs = _ratios(inprocess[case], _rates(results, system, (cf, produce)))
+            cells.append(f"{statistics.median(rs):.2f}" if rs else "")
+        rate = statistics.median(inprocess[case].values()) if inprocess[case] else None
+        lines.append(f"| mqlog `send`, {case.rsplit(', ', 1)[1]} | "
+                     f"{'' if rate is None else f'{rate:,.0f}'} | {cells[1]} | {cells[0]} |")
     for system, reason in skipped.items():
         lines += ["", f"{system} skipped: {reason}"]
-    lines += ["", "Issue #8 targets (mqlog serve >= 50% of tansu's produce rate, >= its "
-              "consume rate, group join < 1 s):", "", *verdict(results)]
+    lines += ["", *verdict(results, inprocess)]
+    if chart:
+        lines += ["", f"![Kafka clients against mqlog serve and tansu]"
+                      f"({os.path.relpath(chart, os.path.join(ROOT, 'docs'))})"]
     return "\n".join(lines)
 
 
-def _client_version() -> str:
+def write_chart(results: Results, inprocess: InProcess, out_dir: str
+                ) -> tuple[str | None, str | None]:
+    """serve-rates.png: a panel per case, a bar per client → server (log scale)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None, "matplotlib is not installed (pip install mqlog[bench])"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from matplotlib.ticker import NullFormatter
+
+    panels = CASES[:4]
+    bars: dict[str, dict[str, list[float]]] = {case: {} for case in panels}
+    for client in CLIENTS:
+        for system in SYSTEMS:
+            for case in panels:
+                got = list(_rates(results, system, (client, case)).values())
+                if got:
+                    bars[case][f"{client} → {system}"] = got
+    for case, produce in zip(INPROCESS, panels[:2]):
+        if inprocess[case]:
+            bars[produce]["mqlog send, in-process"] = list(inprocess[case].values())
+    every = [x for by in bars.values() for xs in by.values() for x in xs]
+    if not every:
+        return None, "nothing was measured"
+    labels = list(dict.fromkeys(label for by in bars.values() for label in by))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 2.2 + 0.9 * len(labels)), sharex=True)
+    for ax, case in zip(axes.flat, panels):
+        names = [label for label in labels if label in bars[case]]
+        meds = [statistics.median(bars[case][x]) for x in names]
+        lo = [m - min(bars[case][x]) for x, m in zip(names, meds)]
+        hi = [max(bars[case][x]) - m for x, m in zip(names, meds)]
+        colors = ["#d62728" if "mqlog" in x else "#7f7f7f" for x in names]
+        ypos = [labels.index(x) for x in names]
+        ax.barh(ypos, meds, height=0.6, xerr=[lo, hi], color=colors, capsize=3)
+        ax.set_yticks(range(len(labels)), labels, fontsize=9)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.set_xscale("log")
+        ax.set_xlim(min(every) / 2, max(every) * 6)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(case, fontsize=10)
+        for y, m, h in zip(ypos, meds, hi):
+            ax.text(m + h, y, f"  {m / 1000:,.0f}k", va="center", fontsize=8)
+    for ax in axes[1]:
+        ax.set_xlabel("records/s (log scale)", fontsize=9)
+    fig.suptitle("Kafka clients against mqlog serve and tansu, 100 B records "
+                 "(median, min–max)", fontsize=11)
+    fig.tight_layout()
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "serve-rates.png")
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return path, None
+
+
+def _client_versions() -> str:
+    out = []
     try:
         import confluent_kafka
+        out.append(f"confluent-kafka {confluent_kafka.version()[0]} (librdkafka "
+                   f"{confluent_kafka.libversion()[0]})")
     except ImportError:
-        return "(missing)"
-    return f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]})"
+        out.append("confluent-kafka (missing)")
+    try:
+        import kafka
+        out.append(f"kafka-python {kafka.__version__}")
+    except ImportError:
+        out.append("kafka-python (missing)")
+    return ", ".join(out)
 
 
 def _tansu_version() -> str:
@@ -487,6 +796,13 @@ server CPU column above):
 - The produce rate is set by the client: confluent-kafka's `produce()` loop in Python
   (~1-1.5 µs per record here) shares the 2 cores with the server, and `flush()` returns
   within tens of milliseconds of the last `produce()`: the server keeps up.
+  kafka-python spends ~20-25 µs of pure Python per record on either server, so its
+  rows measure the client; the server CPU column shows what each server adds.
+- kafka-python starts ~0.1 s later against mqlog serve (its first send, and the
+  `assign to first record` row): it bootstraps with a Metadata request for no topics,
+  which mqlog serve answers as Kafka does (no topics) while tansu lists every topic, so
+  kafka-python asks again for the topic after its 100 ms retry backoff. A fixed cost
+  per client, ~2-3% of a 100,000-record case.
 - Fetch: a batch a wire producer just wrote is in a 32 MB cache as the producer sent it
   (base offset written in), so consumers that keep up get it with no encoding, as from
   a Kafka broker. The consume cases here read data written 2N records earlier (N >=
@@ -494,29 +810,54 @@ server CPU column above):
   decoding the stored batch (`mqlog.batch.decode`: CRC, cutting the value column into
   bytes objects) and encoding Kafka records (varints from tables, columns interleaved
   by list slice assignment and joined once).
-- Group join: mqlog's coordinator answers a new group's JoinGroup at once; tansu takes
-  ~23 s.
+- Group join: mqlog's coordinator answers a new group's JoinGroup at once; tansu waits
+  about half the session timeout (~23 s with confluent-kafka's default of 45 s, ~3 s
+  with the 6 s kafka-python's group consumer sets here).
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--records", type=int, default=1_000_000,
+                        help="records per confluent-kafka case and in-process send")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--kafka-python-records", type=int, default=None,
+                        help="records per kafka-python case (default: --records / 10)")
+    parser.add_argument("--tansu-group-runs", type=int, default=1,
+                        help="runs that measure tansu's group cases (~23 s join each)")
     parser.add_argument("--markdown", action="store_true", help="print only the table")
     parser.add_argument("--skip-tansu", action="store_true",
                         help="measure mqlog serve only (smoke runs)")
+    parser.add_argument("--charts", default=None,
+                        help="write serve-rates.png to this directory (docs/img for the "
+                             "docs; default: no chart, so smoke runs leave docs alone)")
     args = parser.parse_args(argv)
-    if args.records < 1000 or args.runs < 1:
-        parser.error("--records must be >= 1000 and --runs >= 1")
+    kp_records = args.kafka_python_records or max(100, args.records // 10)
+    if args.records < 1000 or args.runs < 1 or kp_records < 1 or args.tansu_group_runs < 0:
+        parser.error("need --records >= 1000, --runs >= 1, --kafka-python-records >= 1 "
+                     f"and --tansu-group-runs >= 0 (got {args.records}, {args.runs}, "
+                     f"{kp_records}, {args.tansu_group_runs})")
     try:
         import confluent_kafka  # noqa: F401
     except ImportError:
         print("confluent-kafka is not installed (pip install confluent-kafka): nothing "
               "to measure", file=sys.stderr)
         return 0
-    results, skipped = run(args.records, args.runs, args.skip_tansu)
-    table = render(results, skipped, args.records, args.runs)
+    try:
+        import kafka  # noqa: F401
+        kafka_python = True
+    except ImportError:
+        kafka_python = False
+    config = Config(args.records, kp_records, args.runs, args.tansu_group_runs,
+                    args.skip_tansu, kafka_python)
+    start = time.perf_counter()
+    results, inprocess, skipped = run(config)
+    chart, why = (None, None) if args.charts is None else write_chart(
+        results, inprocess, args.charts)
+    if why:
+        _progress(f"no chart: {why}")
+    table = render(results, inprocess, skipped, config, chart)
+    table += f"\n\nTook {time.perf_counter() - start:.0f} s."
     print(table + "\n\n" + NOTES if args.markdown else "\n" + table + "\n")
     return 0
 
