@@ -259,6 +259,12 @@ class GroupCoordinator:
         if reason is not None:
             m.evicted = reason
         self._start_round(g)
+        if not g.members and self._groups.get(g.group_id) is g:
+            # The last member left: forget the group, as Kafka removes empty groups
+            # (its committed offsets stay in the store), or every group id ever used
+            # would stay in memory (clients of `mqlog serve` make many).
+            del self._groups[g.group_id]
+            self._round_changed(g.group_id, forget=True)
 
     def _expire(self, g: _Group, now: float) -> None:
         """Evict members that stopped polling; drop departed static members."""
@@ -577,9 +583,8 @@ class GroupCoordinator:
             g = self._current(group_id)
             if g is not None and g.members:
                 return False
-            if g is not None:
+            if g is not None and self._groups.pop(group_id, None) is g:
                 g.state = GroupState.DEAD
-                del self._groups[group_id]
                 self._round_changed(group_id, forget=True)
             return True
 
