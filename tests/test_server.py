@@ -218,7 +218,7 @@ def test_api_versions_advertises_what_is_served(served):
     response = raw.call(api_versions_request(3))
     assert response.error_code == ErrorCode.none
     versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
-    assert versions[18] == (0, 3)  # ApiVersions
+    assert versions[18] == (0, 4)  # ApiVersions (v4: kafka-python 3's first try)
     assert versions[0][0] == 3 and versions[0][1] >= 9  # Produce (RecordBatch v2 only)
     assert versions[1][0] == 4  # Fetch
     for key in (2, 3, 19, 20, 22, 32, 37):
@@ -233,13 +233,14 @@ def test_api_versions_advertises_what_is_served(served):
 def test_api_versions_unsupported_version_gets_v0_fallback(served):
     _, handle = served
     raw = Raw(handle.address)
-    # A client newer than us asks with ApiVersions v4 (header v2, flexible body); the
-    # answer is v0 with UNSUPPORTED_VERSION and our range, so it can retry (KIP-511).
-    raw.send(raw.frame(api_versions_request(4), correlation=7))
+    # A client newer than us asks with ApiVersions v5 (a v4 body, flexible, labelled
+    # v5); the answer is v0 with UNSUPPORTED_VERSION and our range, so it can retry
+    # (KIP-511).
+    raw.send(raw.frame(api_versions_request(4), version=5, correlation=7))
     cid, response = raw.parse(raw.recv(), 18, 0)
     assert cid == 7
     assert response.error_code == ErrorCode.unsupported_version
-    assert {k.api_key: k.max_version for k in response.api_keys}[18] == 3
+    assert {k.api_key: k.max_version for k in response.api_keys}[18] == 4
     # The connection stays usable: the retry at v3 works.
     assert raw.call(api_versions_request(3)).error_code == ErrorCode.none
     raw.close()

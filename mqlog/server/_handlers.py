@@ -124,7 +124,7 @@ def _message(exc: BaseException) -> str:
 
 # -- ApiVersions ---------------------------------------------------------------------------
 
-@register(ApiKey.api_versions, 0, 3)
+@register(ApiKey.api_versions, 0, 4)
 def api_versions(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     if api_version >= 3:
         ctx.client_software = (request.client_software_name,
