@@ -54,24 +54,26 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import random
 import resource
 import shutil
 import sqlite3
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DOCS = os.path.join(ROOT, "docs")
+sys.path.insert(0, HERE)
 sys.path.insert(0, ROOT)
+
+import _memory  # noqa: E402
+import _report  # noqa: E402
 
 import mqlog  # noqa: E402
 
@@ -92,8 +94,7 @@ class WrongResultError(RuntimeError):
     """A read returned another record, or another count, than was written."""
 
 
-def _progress(text: str) -> None:
-    print(f"[growth] {text}", file=sys.stderr, flush=True)
+_progress = _report.progress_printer("growth")
 
 
 def value_of(offset: int) -> bytes:
@@ -107,61 +108,24 @@ def values_from(start: int, n: int) -> list[bytes]:
 
 # -- memory (child processes) ------------------------------------------------------------------
 
-def _rss_anon_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1])
-    raise OSError("no RssAnon in /proc/self/status")
-
-
-def _uss_kib() -> int:
-    total = 0
-    with open("/proc/self/smaps_rollup") as f:
-        for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                total += int(line.split()[1])
-    return total
-
-
-class _PeakSampler:
-    """Reads RssAnon every 5 ms in a thread; short spikes can fall between samples."""
-
-    def __init__(self) -> None:
-        self.peak = _rss_anon_kib()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, _rss_anon_kib())
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(10)
-        self.peak = max(self.peak, _rss_anon_kib())
-        return self.peak
-
-
 def memory_child(kind: str, path: str, produce: int) -> dict[str, float]:
     """Run one workload on the store at ``path``; report memory in KiB (and a rate)."""
     gc.collect()
-    base = _rss_anon_kib()  # the interpreter with mqlog imported, nothing opened
+    base = _memory.rss_anon_kib()  # the interpreter with mqlog imported, nothing opened
     broker = mqlog.open(path, cleaner_interval_ms=None)
     try:
         if kind == "idle":
             gc.collect()
-            return {"base": base, "before": base, "peak": _rss_anon_kib(),
-                    "after": _rss_anon_kib(), "uss": _uss_kib()}
+            return {"base": base, "before": base, "peak": _memory.rss_anon_kib(),
+                    "after": _memory.rss_anon_kib(), "uss": _memory.uss_kib()}
         if kind == "consume":
             consumer = broker.consumer(auto_offset_reset="earliest",
                                        enable_auto_commit=False)
             consumer.assign([TP])
             n = consumer.end_offsets([TP])[TP]
             gc.collect()
-            before = _rss_anon_kib()
-            sampler = _PeakSampler()
+            before = _memory.rss_anon_kib()
+            sampler = _memory.PeakSampler()
             start = time.perf_counter()
             count, last = 0, None
             poll = consumer.poll
@@ -180,7 +144,7 @@ def memory_child(kind: str, path: str, produce: int) -> dict[str, float]:
                                        f"(last: {None if last is None else last.offset})")
             consumer.close()
             return {"base": base, "before": before, "peak": peak,
-                    "after": _rss_anon_kib(), "uss": _uss_kib(), "rate": n / seconds}
+                    "after": _memory.rss_anon_kib(), "uss": _memory.uss_kib(), "rate": n / seconds}
         if kind == "produce":
             consumer = broker.consumer(enable_auto_commit=False)
             end = consumer.end_offsets([TP])[TP]
@@ -188,8 +152,8 @@ def memory_child(kind: str, path: str, produce: int) -> dict[str, float]:
             values = values_from(end, produce)
             producer = broker.producer()
             gc.collect()
-            before = _rss_anon_kib()
-            sampler = _PeakSampler()
+            before = _memory.rss_anon_kib()
+            sampler = _memory.PeakSampler()
             start = time.perf_counter()
             send = producer.send
             for v in values:
@@ -199,7 +163,7 @@ def memory_child(kind: str, path: str, produce: int) -> dict[str, float]:
             peak = sampler.stop()
             producer.close()
             return {"base": base, "before": before, "peak": peak,
-                    "after": _rss_anon_kib(), "uss": _uss_kib(),
+                    "after": _memory.rss_anon_kib(), "uss": _memory.uss_kib(),
                     "rate": produce / seconds}
         raise ValueError(f"unknown memory workload {kind!r}: use idle, consume or produce")
     finally:
@@ -207,13 +171,9 @@ def memory_child(kind: str, path: str, produce: int) -> dict[str, float]:
 
 
 def run_memory_child(kind: str, path: str, produce: int) -> dict[str, float]:
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child",
-                           kind, "--path", path, "--produce", str(produce)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"the {kind} memory child exited {proc.returncode}: "
-                           f"{proc.stderr.strip()[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """:func:`memory_child` in a fresh interpreter."""
+    return _memory.run_child(__file__, ["--memory-child", kind, "--path", path,
+                                        "--produce", str(produce)], f"{kind} on {path}")
 
 
 # -- mqlog at one size -----------------------------------------------------------------------
@@ -259,22 +219,43 @@ def append(path: str, start: int, n: int, db: sqlite3.Connection | None
 Lookup = Callable[[int], tuple[int, bytes]]
 
 
-class _MqlogReader:
-    """Opens a store the way a user would and reads one record at an offset."""
+class _Reader:
+    """A store opened the way a user would: timed as a whole, or to read records."""
 
-    name = "mqlog"
+    name = ""
 
     def __init__(self, path: str) -> None:
         self.path = path
 
     def reopen(self) -> float:
+        """Seconds to open the store until it can serve (then it is closed)."""
         t = time.perf_counter()
-        broker = mqlog.open(self.path)
+        handle = self._ready()
         seconds = time.perf_counter() - t
-        broker.close()
+        handle.close()
         return seconds
 
+    def _ready(self) -> Any:
+        """The store opened and ready to serve; it has a ``close()``."""
+        raise NotImplementedError
+
     def open(self) -> Lookup:
+        """Open the store for :meth:`close`; the function reading one record by offset."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _MqlogReader(_Reader):
+    """``mqlog.open(path)``; a record by ``seek`` and the first ``poll``."""
+
+    name = "mqlog"
+
+    def _ready(self):
+        return mqlog.open(self.path)
+
+    def open(self):
         self.broker = mqlog.open(self.path, cleaner_interval_ms=None)
         consumer = self.broker.consumer(enable_auto_commit=False)
         consumer.assign([TP])
@@ -286,27 +267,21 @@ class _MqlogReader:
             return (records[0].offset, records[0].value) if records else (-1, b"")
         return lookup
 
-    def close(self) -> None:
+    def close(self):
         self.broker.close()
 
 
-class _SqliteReader:
-    """Opens the SQLite table as an application would and reads one row by id."""
+class _SqliteReader(_Reader):
+    """``connect`` (WAL), ``SELECT max(id)``; a row by primary key."""
 
     name = "SQLite"
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def reopen(self) -> float:
-        t = time.perf_counter()
+    def _ready(self):
         db = sqlite_connect(self.path)
         db.execute("SELECT max(id) FROM log").fetchone()
-        seconds = time.perf_counter() - t
-        db.close()
-        return seconds
+        return db
 
-    def open(self) -> Lookup:
+    def open(self):
         self.db = sqlite_connect(self.path)
         execute = self.db.execute
 
@@ -315,11 +290,11 @@ class _SqliteReader:
             return row if row is not None else (-1, b"")
         return lookup
 
-    def close(self) -> None:
+    def close(self):
         self.db.close()
 
 
-Reader = _MqlogReader | _SqliteReader
+Reader = _Reader
 
 
 def time_reopens(readers: list[Reader], reopens: int) -> list[list[float]]:
@@ -364,15 +339,10 @@ def time_seeks(readers: list[tuple[Reader, int]], seeks: int, runs: int, seed: i
             finally:
                 reader.close()
             times.sort()
-            out[i][0].append(_pct(times, 0.50))
-            out[i][1].append(_pct(times, 0.99))
+            out[i][0].append(_report.nearest_rank(times, 0.50))
+            out[i][1].append(_report.nearest_rank(times, 0.99))
             out[i][2].append(faults / seeks)
     return out
-
-
-def _pct(sorted_xs: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    return sorted_xs[min(len(sorted_xs) - 1, max(0, int(q * len(sorted_xs) + 0.5) - 1))]
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:
@@ -576,12 +546,6 @@ def _num(x: float) -> str:
     return f"{x:.2f}"
 
 
-def _spread(xs: list[float]) -> str:
-    if len(xs) == 1:
-        return _num(xs[0])
-    return f"{_num(statistics.median(xs))} ({_num(min(xs))}–{_num(max(xs))})"
-
-
 def render(rows: list[Row], seeks: int, runs: int, reopens: int, seed: int,
            versions: list[tuple[str, str]], disk_note: str | None,
            chart: str | None) -> str:
@@ -594,31 +558,24 @@ def render(rows: list[Row], seeks: int, runs: int, reopens: int, seed: int,
         f"{'s' if runs > 1 else ''}; memory: one child process each; seed {seed}; "
         f"{os.cpu_count()} CPUs.",
         "",
-        "Versions: " + ", ".join(f"{n} {v}" for n, v in versions) + ".",
+        _report.versions_line(versions),
     ]
     if disk_note:
         lines += ["", f"Sizes reduced: {disk_note}."]
-    lines += ["", "| metric | " + " | ".join(sizes) + " |",
-              "| --- |" + " ---: |" * len(rows),
-              "| stored (records) | " + " | ".join(f"{r['stored']:,}" for r in rows) + " |",
-              "| data on disk, mqlog (MB) | " + " | ".join(
-                  _num(r["disk MB"]) for r in rows) + " |"]  # type: ignore[arg-type]
+    body = [["stored (records)", *(f"{r['stored']:,}" for r in rows)],
+            ["data on disk, mqlog (MB)",
+             *(_num(r["disk MB"]) for r in rows)]]  # type: ignore[arg-type]
     if all("sqlite disk MB" in r for r in rows):
-        lines.append("| data on disk, SQLite (MB) | " + " | ".join(
-            _num(r["sqlite disk MB"]) for r in rows) + " |")  # type: ignore[arg-type]
+        body.append(["data on disk, SQLite (MB)",
+                     *(_num(r["sqlite disk MB"]) for r in rows)])  # type: ignore[arg-type]
     for m in ms:
         cells = []
         for r in rows:
             xs = m.get(r)
-            cells.append("–" if xs is None else _spread(xs))
-        lines.append(f"| {m.name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Each metric ÷ its value at {sizes[0]} records. Reopen and seek rows "
-                  f"compare their ratio to a fixed reference store of {sizes[0]} records "
-                  "timed alternately with them (so machine drift cancels); the others "
-                  f"compare medians. A cost is flat within {FLAT:g}×, a rate above "
-                  f"{1 / FLAT:g}×:", "",
-              "| metric | " + " | ".join(sizes[1:]) + " | verdict |",
-              "| --- |" + " ---: |" * (len(rows) - 1) + " --- |"]
+            cells.append("–" if xs is None else _report.spread(xs, _num))
+        body.append([m.name, *cells])
+    lines += ["", *_report.table(["metric", *sizes], body)]
+    body = []
     for m in ms:
         if m.kind == "info":
             continue
@@ -630,12 +587,18 @@ def render(rows: list[Row], seeks: int, runs: int, reopens: int, seed: int,
         known = [x for x in ratios if x is not None]
         flat = all(x <= FLAT for x in known) if m.kind == "cost" else \
             all(x >= 1 / FLAT for x in known)
-        lines.append(f"| {m.name} | " + " | ".join(
-            "–" if x is None else f"{x:.2f}" for x in ratios)
-            + f" | {'flat' if flat else '**not flat**'} |")
+        body.append([m.name, *("–" if x is None else f"{x:.2f}" for x in ratios),
+                     "flat" if flat else "**not flat**"])
+    lines += ["", f"Each metric ÷ its value at {sizes[0]} records. Reopen and seek rows "
+                  f"compare their ratio to a fixed reference store of {sizes[0]} records "
+                  "timed alternately with them (so machine drift cancels); the others "
+                  f"compare medians. A cost is flat within {FLAT:g}×, a rate above "
+                  f"{1 / FLAT:g}×:", "",
+              *_report.table(["metric", *sizes[1:], "verdict"], body,
+                             "l" + "r" * (len(rows) - 1) + "l")]
     if chart:
         lines += ["", f"![reopen, seek and memory as the log grows]"
-                      f"({_link(chart)})"]
+                      f"({_report.chart_link(chart)})"]
     return "\n".join(lines)
 
 
@@ -665,12 +628,9 @@ get those threads scheduled."""
 
 def write_chart(rows: list[Row], out_dir: str) -> tuple[str | None, str | None]:
     """One PNG: reopen, seek, memory and rates against the log size (log-log)."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None, "matplotlib is not installed (pip install mqlog[bench])"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt, why = _report.pyplot()
+    if plt is None:
+        return None, why
 
     by_name = {m.name: m for m in metrics(rows)}
     xs = [r["stored"] for r in rows]
@@ -740,31 +700,14 @@ def write_chart(rows: list[Row], out_dir: str) -> tuple[str | None, str | None]:
         ax.set_xlabel("records stored (log scale)", fontsize=9)
     fig.suptitle("Cost as the log grows (flat lines are the goal)", fontsize=11)
     fig.tight_layout()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "growth-costs.png")
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return path, None
-
-
-def _link(chart: str) -> str:
-    """The chart's path as the markdown links it: the markdown file sits beside the
-    charts' folder (docs/benchmarks.md and docs/img/, or run.py --out's file and the
-    img/ folder beside it)."""
-    return os.path.relpath(chart, os.path.dirname(os.path.dirname(os.path.abspath(chart))))
+    return _report.save(plt, fig, out_dir, "growth-costs.png"), None
 
 
 def _versions() -> list[tuple[str, str]]:
     import lmdb
-    out = [(platform.system(), platform.release()), ("Python", platform.python_version()),
-           ("mqlog", mqlog.__version__), ("py-lmdb", lmdb.__version__),
-           ("LMDB", ".".join(map(str, lmdb.version()))), ("SQLite", sqlite3.sqlite_version)]
-    try:
-        import matplotlib
-        out.append(("matplotlib", matplotlib.__version__))
-    except ImportError:
-        pass
-    return out
+    return _report.versions([("mqlog", mqlog.__version__), ("py-lmdb", lmdb.__version__),
+                             ("LMDB", ".".join(map(str, lmdb.version()))),
+                             ("SQLite", sqlite3.sqlite_version)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -802,8 +745,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"--produce >= 1 (got {args.sizes!r}, {args.seeks}, {args.runs}, "
                      f"{args.reopens}, {args.produce})")
     memory = not args.no_memory
-    if memory and not os.path.exists("/proc/self/smaps_rollup"):
-        _progress("no memory figures: no /proc/self/smaps_rollup (Linux 4.14+ only)")
+    why = _memory.available() if memory else None
+    if why:
+        _progress(f"no memory figures: {why}")
         memory = False
     began = time.perf_counter()
     sizes, disk_note = fit_sizes(sizes, args.dir, not args.no_sqlite, args.produce)
@@ -820,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rows, args.seeks, args.runs, args.reopens, args.seed, _versions(),
                   disk_note, chart)
     text += f"\n\nTook {time.perf_counter() - began:.0f} s."
-    print(text + "\n\n" + NOTES if args.markdown else "\n" + text + "\n")
+    _report.emit(text, NOTES, args.markdown)
     return 0
 
 

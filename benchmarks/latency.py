@@ -59,7 +59,7 @@ interpreter lock cost on this machine, which no in-process log can beat.
 Peers, each skipped with the reason printed when it cannot run here:
 
 - Redis Streams through redis-py against a ``redis-server`` started on 127.0.0.1 for the
-  run (in memory, nothing persisted; see ``RedisStreams`` in _systems.py): the
+  run (in memory, nothing persisted; see ``RedisStreams`` in _redis.py): the
   producer sends the records that are due with one ``XADD`` (several: one pipeline),
   the consumer blocks in ``XREAD BLOCK 100 COUNT 500``.
 - SQLite in WAL mode (``synchronous=NORMAL``, no fsync per commit): the producer
@@ -76,34 +76,35 @@ configuration. PNG charts (latency percentiles per rate and system, log scale) g
 ``--charts`` (default docs/img/) when matplotlib is installed. Nothing here asserts a
 speed: machines are noisy; the script fails only when records are lost, duplicated or
 reordered.
+
+The rows (targets and their pipes) are in _latency_pipes.py, the ``--stages`` probes
+and the machine-load reading in _latency_probes.py.
 """
 
 from __future__ import annotations
 
+from __future__ import annotations
+
 import argparse
-import bisect
 import gc
 import os
-import platform
-import shutil
-import sqlite3
 import statistics
 import struct
 import sys
-import tempfile
 import threading
 import time
 from array import array
-from collections.abc import Callable, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DOCS = os.path.join(ROOT, "docs")
 sys.path.insert(0, HERE)
 
+import _report  # noqa: E402
 import _systems  # noqa: E402  (also puts the repository root on sys.path)
-
-import mqlog  # noqa: E402
+from _latency_pipes import (BASELINE, FLOORS, Pipe, Target, _MqlogPipe,  # noqa: E402
+                            all_targets)
+from _latency_probes import STAGES, MachineLoad, Probe, ThreadClock  # noqa: E402
 
 VALUE_SIZE = 100
 WARMUP_S = 0.25
@@ -115,429 +116,14 @@ PERCENTILES = (("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0))
 KEPT_UP = 0.95  # achieved / offered below this: the system fell behind
 GOAL_RATE = 100_000
 GOAL_P99_MS = 2.0
-BASELINE = "mqlog temporary, acks=1"  # the ratios' reference: the pipeline itself
 
 
 class LostRecordsError(RuntimeError):
     """The consumer got records out of order, twice, or not at all."""
 
 
-# -- what each system does (a pipe: one fresh topic, a producer end and a consumer end) --
-
-class Pipe:
-    """A fresh stream with a producer end (one thread) and a consumer end (another)."""
-
-    def send(self, values: list[bytes]) -> None:
-        """Hand over ``values`` (the records now due, in order) without waiting."""
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Producer thread, after the last send: push out anything still buffered."""
-
-    def receive(self, timeout: float) -> list[bytes]:
-        """Block up to ``timeout`` s for records; return their values in order."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release everything (idempotent), from the main thread after both ends end."""
-
-
-class Target:
-    """One row of the tables: a system in one configuration."""
-
-    name = ""
-    how = ""
-    is_mqlog = False
-
-    def start(self) -> None:
-        """Raises ``_systems.Unavailable`` (with the reason) if it cannot run here."""
-
-    def stop(self) -> None:
-        """Undo :meth:`start` (idempotent)."""
-
-    def versions(self) -> list[tuple[str, str]]:
-        return []
-
-    def open(self) -> Pipe:
-        raise NotImplementedError
-
-
-class _MqlogPipe(Pipe):
-    def __init__(self, durable: str | None, acks: int | str) -> None:
-        self.dir = tempfile.mkdtemp(prefix="mqlog-latency-") if durable else None
-        if durable == "fsync":
-            self.broker = mqlog.open(self.dir, fsync=True, cleaner_interval_ms=None)
-        elif durable:
-            self.broker = mqlog.open(self.dir, cleaner_interval_ms=None)
-        else:
-            self.broker = mqlog.open(cleaner_interval_ms=None)
-        self.broker.create_topic("latency", partitions=1)
-        self.producer = self.broker.producer(acks=acks)
-        self.consumer = self.broker.consumer(auto_offset_reset="earliest",
-                                             enable_auto_commit=False)
-        self.consumer.assign([mqlog.TopicPartition("latency", 0)])
-        self._send = self.producer.send
-        self._poll = self.consumer.poll
-
-    def send(self, values):
-        send = self._send
-        for v in values:
-            send("latency", v)
-
-    def finish(self):
-        self.producer.flush()
-
-    def receive(self, timeout):
-        got = self._poll(timeout_ms=timeout * 1000)
-        out = []
-        for records in got.values():
-            out += [r[7] for r in records]  # r.value
-        return out
-
-    def close(self):
-        self.consumer.close()
-        self.producer.close()
-        self.broker.close()
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class MqlogTarget(Target):
-    """mqlog in one configuration.
-
-    ``durable``: None for a temporary broker (``mqlog.open()``), "dir" for
-    ``mqlog.open(dir)`` (flushes when ``acks="all"`` asks), "fsync" for
-    ``mqlog.open(dir, fsync=True)`` (LMDB flushes every commit).
-    """
-
-    is_mqlog = True
-
-    def __init__(self, durable: str | None, acks: int | str, name: str, how: str) -> None:
-        self.durable, self.acks, self.name, self.how = durable, acks, name, how
-
-    def versions(self):
-        import lmdb
-        return [("mqlog", mqlog.__version__), ("py-lmdb", lmdb.__version__),
-                ("LMDB", ".".join(map(str, lmdb.version())))]
-
-    def open(self):
-        return _MqlogPipe(self.durable, self.acks)
-
-
-class _RedisPipe(Pipe):
-    def __init__(self, redis_module, port: int, key: str) -> None:
-        # One connection per thread: redis-py clients share a pool, but the blocking
-        # XREAD must not hold the producer's connection.
-        self.tx = redis_module.Redis(host="127.0.0.1", port=port)
-        self.rx = redis_module.Redis(host="127.0.0.1", port=port)
-        self.key = key
-        self.last_id = b"0-0"
-        self.tx.delete(key)
-
-    def send(self, values):
-        if len(values) == 1:
-            self.tx.xadd(self.key, {b"v": values[0]})
-            return
-        pipe = self.tx.pipeline(transaction=False)
-        for v in values:
-            pipe.xadd(self.key, {b"v": v})
-        pipe.execute()
-
-    def receive(self, timeout):
-        got = self.rx.xread({self.key: self.last_id}, count=500,
-                            block=max(1, int(timeout * 1000)))
-        if not got:
-            return []
-        entries = got[0][1]
-        self.last_id = entries[-1][0]
-        return [fields[b"v"] for _id, fields in entries]
-
-    def close(self):
-        self.tx.delete(self.key)  # the server outlives the run: free its memory
-        for client in (self.tx, self.rx):
-            client.close()
-
-
-class RedisTarget(Target):
-    name = "Redis Streams (redis-py)"
-    how = ("the records due: one `XADD` (several: one pipeline); consumer: "
-           "`XREAD BLOCK 100 COUNT 500` from the last id")
-
-    def __init__(self) -> None:
-        self.system = _systems.RedisStreams()
-        self.runs = 0
-
-    def start(self):
-        self.system.start()
-
-    def stop(self):
-        self.system.stop()
-
-    def versions(self):
-        return self.system.versions()
-
-    def open(self):
-        self.runs += 1
-        port = self.system.client.connection_pool.connection_kwargs["port"]
-        return _RedisPipe(self.system._redis, port, f"latency-{self.runs}")
-
-
-class _SqlitePipe(Pipe):
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="mqlog-latency-sqlite-")
-        self.path = os.path.join(self.dir, "log.db")
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, value BLOB)")
-        self.tx = db
-        # The reader's own connection (WAL: readers never block the writer).
-        self.rx = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Guards _seq, the count of commits; the consumer waits on it when caught up.
-        self.cond = threading.Condition(threading.Lock())
-        self._seq = 0
-        self.last = 0
-
-    def send(self, values):
-        self.tx.execute("BEGIN")
-        self.tx.executemany("INSERT INTO log (value) VALUES (?)", [(v,) for v in values])
-        self.tx.execute("COMMIT")
-        with self.cond:
-            self._seq += 1
-            self.cond.notify_all()
-
-    def receive(self, timeout):
-        seen = self._seq  # read before the query: a commit after it is not missed
-        rows = self.rx.execute("SELECT id, value FROM log WHERE id > ? ORDER BY id "
-                               "LIMIT 500", (self.last,)).fetchall()
-        if not rows:
-            with self.cond:
-                if self._seq == seen:
-                    self.cond.wait(timeout)
-            return []
-        self.last = rows[-1][0]
-        return [v for _id, v in rows]
-
-    def close(self):
-        self.tx.close()
-        self.rx.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class SqliteTarget(Target):
-    name = "SQLite WAL + notify"
-    how = ("the records due: `executemany(INSERT)` in one transaction, then "
-           "`Condition.notify_all()`; consumer (own connection): `SELECT ... WHERE "
-           "id > last ORDER BY id LIMIT 500`, waiting on the condition when empty")
-
-    def versions(self):
-        return [("SQLite", sqlite3.sqlite_version)]
-
-    def open(self):
-        return _SqlitePipe()
-
-
-class _HandOffPipe(Pipe):
-    """Records handed between threads in memory: what any in-process log must pay.
-
-    ``relay=False``: the producer appends to a list and notifies a condition the
-    consumer waits on (one hand-off). ``relay=True``: a relay thread in between takes
-    what is there and passes it on, as mqlog's writer thread does (two hand-offs).
-    """
-
-    def __init__(self, relay: bool) -> None:
-        # Each condition guards its list; the relay takes them in order, never both.
-        self.inbox, self.inbox_cond = [], threading.Condition(threading.Lock())
-        self.outbox, self.outbox_cond = [], threading.Condition(threading.Lock())
-        self.closed = False
-        self.relay = None
-        if relay:
-            self.relay = threading.Thread(target=self._relay, name="latency-relay",
-                                          daemon=True)
-            self.relay.start()
-
-    def _relay(self) -> None:
-        while True:
-            with self.inbox_cond:
-                while not self.inbox and not self.closed:
-                    self.inbox_cond.wait()
-                if self.closed:
-                    return
-                items, self.inbox = self.inbox, []
-            with self.outbox_cond:
-                self.outbox += items
-                self.outbox_cond.notify_all()
-
-    def send(self, values):
-        cond = self.inbox_cond if self.relay is not None else self.outbox_cond
-        with cond:
-            if self.relay is not None:
-                self.inbox += values
-            else:
-                self.outbox += values
-            cond.notify_all()
-
-    def receive(self, timeout):
-        with self.outbox_cond:
-            if not self.outbox:
-                self.outbox_cond.wait(timeout)
-            out, self.outbox = self.outbox, []
-        return out
-
-    def close(self):
-        with self.inbox_cond:
-            self.closed = True
-            self.inbox_cond.notify_all()
-        if self.relay is not None:
-            self.relay.join(10)
-
-
-class HandOffTarget(Target):
-    def __init__(self, relay: bool) -> None:
-        self.relay = relay
-        self.name = FLOORS[relay]
-        self.how = ("a relay thread between producer and consumer, each hop a list and "
-                    "a `threading.Condition` (mqlog's shape: producer -> writer -> "
-                    "consumer), nothing stored" if relay else
-                    "the producer appends to a list and notifies a `threading.Condition` "
-                    "the consumer waits on; nothing stored")
-
-    def open(self):
-        return _HandOffPipe(self.relay)
-
-
-# The floors: thread hand-offs alone, measured in the same run as the systems.
-FLOORS = {False: "floor: 1 thread hand-off", True: "floor: 2 thread hand-offs"}
-
-
-def all_targets() -> list[Target]:
-    """Every row, mqlog first (see the module docstring for why this set)."""
-    return [
-        MqlogTarget(None, 1, BASELINE,
-                    "`mqlog.open()`, `producer(acks=1)`: nothing flushed"),
-        MqlogTarget("dir", "all", "mqlog durable, acks=all",
-                    "`mqlog.open(dir)`, `producer(acks='all')`: an fsync per writer "
-                    "cycle, records visible at commit"),
-        MqlogTarget("fsync", 1, "mqlog durable, fsync=True",
-                    "`mqlog.open(dir, fsync=True)`: every commit flushed before "
-                    "consumers see it"),
-        HandOffTarget(False),
-        HandOffTarget(True),
-        RedisTarget(),
-        SqliteTarget(),
-    ]
-
 
 # -- one run: a producer thread on a schedule, a consumer thread measuring -----------------
-
-STAGES = (
-    ("pacing", "scheduled time -> `send()` called (the producer thread ran late)"),
-    ("writer pickup", "`send()` -> the writer cycle that takes the record starts"),
-    ("write", "cycle start -> committed and visible (encode, LMDB put and commit; "
-              "with fsync=True the flush too)"),
-    ("consumer wake-up", "commit -> the consumer's wait on the broker's condition "
-                         "returns (0 when it was not waiting)"),
-    ("fetch", "-> `poll()` returns the record (read, decode, and any wait for the "
-              "interpreter lock or for the consumer to finish the previous batch)"),
-)
-
-
-class Probe:
-    """Timestamps of mqlog's internal hand-offs during one run (``--stages``).
-
-    This reaches into private parts of one fresh broker, which are not API and may
-    change: the writer's ``_write_batches`` (a writer cycle starts writing), the
-    broker's ``_notify_data`` (records become visible; the end offset then) and its
-    ``_data_cond`` (a consumer's wait returns). Only per-commit and per-wait events are
-    recorded, never per record; each array is appended to by one thread.
-    """
-
-    def __init__(self, broker: mqlog.Broker, first_offset: int) -> None:
-        clock = time.perf_counter_ns
-        self.first_offset = first_offset  # the offset of the first counted record
-        self.cycles, self.commits, self.ends, self.wakes = (array("q") for _ in range(4))
-        plog = broker._topics["latency"].partitions[0]
-        writer = broker._writer
-        write_batches, notify = writer._write_batches, broker._notify_data
-        cycles, commits, ends, wakes = self.cycles, self.commits, self.ends, self.wakes
-
-        def traced_write(batches: list) -> None:
-            cycles.append(clock())
-            write_batches(batches)
-
-        def traced_notify() -> None:
-            commits.append(clock())
-            ends.append(plog.end_offset)
-            notify()
-
-        class TracedCondition(threading.Condition):
-            def wait(self, timeout: float | None = None) -> bool:
-                try:
-                    return super().wait(timeout)
-                finally:
-                    wakes.append(clock())
-
-        writer._write_batches = traced_write
-        broker._notify_data = traced_notify
-        broker._data_cond = TracedCondition(threading.Lock())
-
-    def split(self, sched: list[int], sent: list[int], received: list[int]
-              ) -> dict[str, list[int]]:
-        """Per record (offset = index + first), the ns spent in each of STAGES."""
-        cycles, commits, ends, wakes = self.cycles, self.commits, self.ends, self.wakes
-        out: dict[str, list[int]] = {name: [] for name, _ in STAGES}
-        first = self.first_offset
-        for i, (t0, s, r) in enumerate(zip(sched, sent, received)):
-            k = bisect.bisect_right(ends, first + i)  # the commit that made it visible
-            c = commits[k] if k < len(commits) else r
-            j = bisect.bisect_left(cycles, s)  # the first cycle after the send wrote it
-            cyc = cycles[j] if j < len(cycles) and cycles[j] <= c else c
-            w = bisect.bisect_left(wakes, c)
-            woke = wakes[w] if w < len(wakes) and wakes[w] <= r else c
-            for name, x in zip(out, (s - t0, cyc - s, c - cyc, woke - c, r - woke)):
-                out[name].append(x)
-        return out
-
-
-def _schedstat(tid: int) -> tuple[int, int] | None:
-    """(ns on a CPU, ns runnable but waiting for a CPU) of one thread (Linux)."""
-    try:
-        with open(f"/proc/self/task/{tid}/schedstat") as f:
-            on_cpu, waiting, _slices = map(int, f.read().split())
-    except (OSError, ValueError):
-        return None
-    return on_cpu, waiting
-
-
-class ThreadClock:
-    """CPU time and run-queue wait of named threads, each from begin() to finish().
-
-    Run-queue wait is time a thread was ready to run but no CPU ran it (other threads
-    or processes had them): the operating system's share of a latency tail, which no
-    change in the code can remove. Waiting for the interpreter lock is not in it (a
-    thread waiting for the lock sleeps). Each name is begun and finished once, by any
-    thread, while its thread is alive.
-    """
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.begun: dict[str, tuple[int, tuple[int, int] | None]] = {}
-        self.shares: dict[str, tuple[float, float]] = {}
-
-    def begin(self, name: str, tid: int | None) -> None:
-        if tid is not None:
-            self.ids[name] = tid
-            self.begun[name] = (time.perf_counter_ns(), _schedstat(tid))
-
-    def finish(self, name: str) -> None:
-        if name not in self.begun:
-            return
-        t0, a = self.begun[name]
-        b = _schedstat(self.ids[name])
-        wall = max(1, time.perf_counter_ns() - t0)
-        if a is not None and b is not None:
-            self.shares[name] = ((b[0] - a[0]) / wall, (b[1] - a[1]) / wall)
-
 
 class RunResult:
     """Latencies (ns) of the counted records of one run, and what the run achieved."""
@@ -558,7 +144,7 @@ class RunResult:
 
     def pct(self, q: float, which: str = "latency") -> float:
         """Nearest-rank percentile in ms."""
-        return _nearest(self.latency if which == "latency" else self.lag, q) / 1e6
+        return _report.nearest_rank(self.latency if which == "latency" else self.lag, q) / 1e6
 
 
 def run_once(target: Target, rate: int, seconds: float, warmup: float = WARMUP_S,
@@ -577,7 +163,7 @@ def run_once(target: Target, rate: int, seconds: float, warmup: float = WARMUP_S
     # scheduled time is start + seq * interval, so its value carries just seq.
     pack, unpack = HEAD.pack, HEAD.unpack_from
     values = [pack(seq) + PAD for seq in range(n)]
-    pipe = target.open()
+    pipe: Pipe = target.open()
     probe = Probe(pipe.broker, warm) if stages and isinstance(pipe, _MqlogPipe) else None
     clocks = ThreadClock() if probe is not None else None
     latency = array("q", bytes(8 * (n - warm)))
@@ -686,61 +272,15 @@ def run_once(target: Target, rate: int, seconds: float, warmup: float = WARMUP_S
 
 # -- the run -----------------------------------------------------------------------------------
 
-class MachineLoad:
-    """CPU use of the whole machine between two readings of /proc/stat (Linux).
-
-    Latency percentiles on a shared machine depend on what else runs: this says how
-    busy the machine was outside this process (other processes, including a peer's
-    server) and how much time the hypervisor stole, as shares of all CPUs.
-    """
-
-    def __init__(self) -> None:
-        self.start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[list[int], float] | None:
-        try:
-            with open("/proc/stat") as f:
-                fields = [int(x) for x in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        t = os.times()
-        return fields, t.user + t.system
-
-    def summary(self) -> str | None:
-        end = self._read()
-        if self.start is None or end is None:
-            return None
-        (a, own_a), (b, own_b) = self.start, end
-        d = [y - x for x, y in zip(a, b)]
-        total = sum(d[:8])  # user nice system idle iowait irq softirq steal
-        if total <= 0:
-            return None
-        hz = os.sysconf("SC_CLK_TCK")
-        busy = d[0] + d[1] + d[2] + d[5] + d[6]
-        others = max(0.0, busy - (own_b - own_a) * hz)
-        return (f"machine load during the runs: {others / total:.0%} of all CPU time in "
-                f"other processes, {d[7] / total:.0%} stolen by the hypervisor")
-
-
-def _progress(text: str) -> None:
-    print(f"[latency] {text}", file=sys.stderr, flush=True)
+_progress = _report.progress_printer("latency")
 
 
 def start_targets(names: list[str]) -> tuple[list[Target], dict[str, str]]:
-    running, skipped = [], {}
-    for target in all_targets():
-        if names and not target.is_mqlog and target.name not in FLOORS.values() and not any(
-                s.lower() in target.name.lower() for s in names):
-            continue
-        try:
-            target.start()
-        except _systems.Unavailable as exc:
-            skipped[target.name] = str(exc)
-            _progress(f"skipping {target.name}: {exc}")
-            continue
-        running.append(target)
-    return running, skipped
+    """Start mqlog's rows, the floors and the peers matching a fragment of ``names``
+    (every peer when empty); the ones that cannot run here map to the reason."""
+    return _systems.start_each(
+        [t for t in all_targets() if not names or t.is_mqlog or t.name in FLOORS.values()
+         or any(s.lower() in t.name.lower() for s in names)], _progress)
 
 
 # {target name: {rate: [RunResult per run]}}
@@ -769,12 +309,6 @@ def _ms(x: float) -> str:
     if x >= 1:
         return f"{x:.2f}"
     return f"{x:.3f}"
-
-
-def _spread(xs: list[float], fmt: Callable[[float], str]) -> str:
-    if len(xs) == 1:
-        return fmt(xs[0])
-    return f"{fmt(statistics.median(xs))} ({fmt(min(xs))}–{fmt(max(xs))})"
 
 
 def _rate(x: float) -> str:
@@ -811,21 +345,21 @@ def render(results: Results, rates: list[int], seconds: float, runs: int, warmup
         f"{os.cpu_count()} CPUs. Latency in ms from each record's scheduled send time "
         "(open loop) to the consumer holding it.",
         "",
-        "Versions: " + ", ".join(f"{n} {v}" for n, v in versions) + ".",
+        _report.versions_line(versions),
+        *_report.skipped_lines(skipped),
     ]
-    if skipped:
-        lines += ["", "Skipped here:"]
-        lines += [f"- {name}: {why}" for name, why in skipped.items()]
+    spread = _report.spread
     for rate in rates:
-        lines += ["", f"### {rate:,} records/s offered", "",
-                  "| system | p50 | p99 | p99.9 | max | achieved/s | send lag p99 |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        body = []
         for name, by_rate in results.items():
             rs = by_rate[rate]
-            cells = [_spread([r.pct(q) for r in rs], _ms) for _, q in PERCENTILES]
-            cells.append(_spread([r.achieved for r in rs], _rate))
-            cells.append(_spread([r.pct(0.99, "lag") for r in rs], _ms))
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            cells = [spread([r.pct(q) for r in rs], _ms) for _, q in PERCENTILES]
+            cells.append(spread([r.achieved for r in rs], _rate))
+            cells.append(spread([r.pct(0.99, "lag") for r in rs], _ms))
+            body.append([name, *cells])
+        lines += ["", f"### {rate:,} records/s offered", "",
+                  *_report.table(["system", *(p for p, _ in PERCENTILES), "achieved/s",
+                                  "send lag p99"], body)]
         behind = [name for name, by_rate in results.items() if statistics.median(
             r.achieved for r in by_rate[rate]) < KEPT_UP * rate]
         if behind:
@@ -834,20 +368,20 @@ def render(results: Results, rates: list[int], seconds: float, runs: int, warmup
                           "for as long as the run lasted): " + ", ".join(behind) + "."]
     peers = [n for n in results if n != BASELINE]
     if BASELINE in results and peers:
-        lines += ["", f"p99 of each system ÷ p99 of {BASELINE}, measured in the same run "
-                      "(> 1: slower than mqlog's pipeline):", "",
-                  "| system | " + " | ".join(f"{r:,}/s" for r in rates) + " |",
-                  "| --- |" + " ---: |" * len(rates)]
+        body = []
         for name in peers:
             cells = []
             for rate in rates:
                 rs = [a.pct(0.99) / max(b.pct(0.99), 1e-9) for a, b in zip(
                     results[name][rate], results[BASELINE][rate])]
-                cells.append(_spread(rs, lambda x: f"{x:.2f}"))
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+                cells.append(spread(rs, _report.fmt_ratio))
+            body.append([name, *cells])
+        lines += ["", f"p99 of each system ÷ p99 of {BASELINE}, measured in the same run "
+                      "(> 1: slower than mqlog's pipeline):", "",
+                  *_report.table(["system", *(f"{r:,}/s" for r in rates)], body)]
     if chart:
         lines += ["", f"![latency percentiles per rate and system]"
-                      f"({_link(chart)})"]
+                      f"({_report.chart_link(chart)})"]
     lines += ["", f"Issue #9's goal, e2e p99 < {GOAL_P99_MS:g} ms at {GOAL_RATE:,} "
                   "records/s (median of the runs' p99):", ""]
     lines += verdicts(results)
@@ -862,30 +396,32 @@ def render_stages(results: Results, rates: list[int]) -> str:
              "`share of slowest 1%`: for the records at or above the run's p99, the "
              "stage's part of their total latency.", ""]
     lines += [f"- {name}: {what}" for name, what in STAGES]
+    nearest = _report.nearest_rank
     for name, by_rate in results.items():
         for rate in rates:
             runs = [r for r in by_rate[rate] if r.stages]
             if not runs:
                 continue
-            lines += ["", f"{name}, {rate:,} records/s:", "",
-                      "| stage | p50 | p99 | p99.9 | max | share of slowest 1% |",
-                      "| --- | ---: | ---: | ---: | ---: | ---: |"]
+            body = []
             for stage, _what in STAGES:
                 cells = []
                 for q in (0.5, 0.99, 0.999, 1.0):
                     cells.append(_ms(statistics.median(
-                        _nearest(sorted(r.stages[stage]), q) / 1e6  # type: ignore[index]
+                        nearest(sorted(r.stages[stage]), q) / 1e6  # type: ignore[index]
                         for r in runs)))
                 shares = []
                 for r in runs:
                     split = r.stages  # type: ignore[assignment]
                     totals = [sum(xs) for xs in zip(*split.values())]
-                    cut = _nearest(sorted(totals), 0.99)
+                    cut = _report.nearest_rank(sorted(totals), 0.99)
                     slow = [i for i, t in enumerate(totals) if t >= cut]
                     whole = sum(totals[i] for i in slow)
                     shares.append(sum(split[stage][i] for i in slow) / whole if whole else 0)
                 cells.append(f"{statistics.median(shares):.0%}")
-                lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+                body.append([stage, *cells])
+            lines += ["", f"{name}, {rate:,} records/s:", "",
+                      *_report.table(["stage", *(p for p, _ in PERCENTILES),
+                                      "share of slowest 1%"], body)]
             names = [t for t in ("producer", "writer", "consumer")
                      if all(t in r.threads for r in runs)]
             if names:
@@ -896,11 +432,6 @@ def render_stages(results: Results, rates: list[int]) -> str:
                                   f"{statistics.median(r.threads[t][1] for r in runs):.0%}"
                                   " ready but waiting for one" for t in names) + "."]
     return "\n".join(lines)
-
-
-def _nearest(sorted_xs: Sequence[int], q: float) -> int:
-    """Nearest-rank percentile."""
-    return sorted_xs[min(len(sorted_xs) - 1, max(0, int(q * len(sorted_xs) + 0.5) - 1))]
 
 
 def notes(targets: list[Target]) -> str:
@@ -949,14 +480,9 @@ Where mqlog's latency goes (`--stages`, the threads' scheduler statistics from
 def write_chart(results: Results, rates: list[int], out_dir: str
                 ) -> tuple[str | None, str | None]:
     """One PNG: a panel per rate, latency percentiles (log scale) per system."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None, "matplotlib is not installed (pip install mqlog[bench])"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(out_dir, exist_ok=True)
+    plt, why = _report.pyplot()
+    if plt is None:
+        return None, why
     fig, axes = plt.subplots(1, len(rates), figsize=(4.2 * len(rates) + 1, 4.4),
                              sharey=True, squeeze=False)
     xs = list(range(len(PERCENTILES)))
@@ -992,29 +518,7 @@ def write_chart(results: Results, rates: list[int], out_dir: str
     fig.suptitle("End-to-end latency, producer thread → consumer thread "
                  "(median of runs, min–max)", fontsize=11)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    path = os.path.join(out_dir, "latency-percentiles.png")
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return path, None
-
-
-def _link(chart: str) -> str:
-    """The chart's path as the markdown links it: the markdown file sits beside the
-    charts' folder (docs/benchmarks.md and docs/img/, or run.py --out's file and the
-    img/ folder beside it)."""
-    return os.path.relpath(chart, os.path.dirname(os.path.dirname(os.path.abspath(chart))))
-
-
-def _versions(targets: list[Target]) -> list[tuple[str, str]]:
-    out = [(platform.system(), platform.release()), ("Python", platform.python_version())]
-    for target in targets:
-        out += [v for v in target.versions() if v not in out]
-    try:
-        import matplotlib
-        out.append(("matplotlib", matplotlib.__version__))
-    except ImportError:
-        pass
-    return out
+    return _report.save(plt, fig, out_dir, "latency-percentiles.png"), None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1047,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     load = MachineLoad()
     targets, skipped = start_targets([s for s in args.systems.split(",") if s])
     try:
-        versions = _versions(targets)
+        versions = _report.versions(v for t in targets for v in t.versions())
         results = run(targets, rates, args.seconds, args.runs, args.warmup, args.stages)
     finally:
         for target in targets:
@@ -1061,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n\n" + render_stages(results, rates)
     busy = load.summary()
     text += f"\n\nTook {time.perf_counter() - began:.0f} s" + (f"; {busy}." if busy else ".")
-    print(text + "\n\n" + notes(targets) if args.markdown else "\n" + text + "\n")
+    _report.emit(text, notes(targets), args.markdown)
     return 0
 
 

@@ -62,8 +62,12 @@ of the ratio of the two rates measured in the same run. ``server CPU`` is the se
 process's user+system CPU time per record during the case (Linux only), the part of
 the cost that is the server's rather than the client's. Nothing here asserts a speed:
 the clients and the server share the same cores. With ``--charts DIR`` (docs/img for
-the docs) a PNG of the rates, serve-rates.png, is written there when matplotlib is
-installed.
+the docs; run.py passes the ``img`` folder beside its ``--out``) a PNG of the rates,
+serve-rates.png, is written there when matplotlib is installed, and the markdown links
+it relative to the folder holding that directory.
+
+The client cases are in _kafka_clients.py, the server processes' plumbing in
+_servers.py.
 """
 
 from __future__ import annotations
@@ -71,109 +75,67 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
 
-VALUE_SIZE = 100
-PARTITIONS = 3
-START_TIMEOUT_S = 30.0
-CASE_TIMEOUT_S = 600.0
+import _report  # noqa: E402
+from _kafka_clients import (PARTITIONS, VALUE_SIZE, bench_consume_assign,  # noqa: E402
+                            bench_consume_group, bench_produce, kp_consume_assign,
+                            kp_consume_group, kp_produce)
+from _servers import ServerProcess, free_port  # noqa: E402
+
 SYSTEMS = ("mqlog serve", "tansu")
 CLIENTS = ("confluent-kafka", "kafka-python")
 # The issue's figures for confluent-kafka against tansu, measured when it was written.
 ISSUE_TANSU = {"produce": 780_000, "consume": 180_000, "join": 23.0}
-PRODUCER_CONFIG = {
-    "linger.ms": 20,
-    "batch.num.messages": 10_000,
-    "compression.type": "none",
-    "queue.buffering.max.messages": 1_000_000,
-    "queue.buffering.max.kbytes": 1_048_576,
-}
-CLIENT = {"log_level": 3}  # librdkafka: errors only (failures raise here anyway)
-# kafka-python's equivalents: 20 ms linger, batches up to librdkafka's batch.size.
-KP_PRODUCER_CONFIG = {"linger_ms": 20, "batch_size": 1_000_000,
-                      "max_request_size": 1_048_576 * 2}
-KP_READ = 10_000  # max_poll_records, as confluent-kafka's consume(num_messages=10000)
-# tansu makes a new group wait about half the session timeout before it assigns:
-# confluent-kafka's row shows the default (45 s: ~23 s); kafka-python's group consumer
-# uses Kafka's smallest allowed session timeout, against both servers, to save ~20 s.
-KP_SESSION_TIMEOUT_MS = 6000
 CASES = ["produce, acks=1", "produce, acks=all", "consume, assign", "consume, group",
          "assign to first record (s)", "group join (s)"]
 GROUP_CASES = ("consume, group", "group join (s)")
 INPROCESS = ("in-process send, acks=1", "in-process send, acks=all")
+_progress = _report.progress_printer("serve", clock=True)
 
 
 # -- servers ------------------------------------------------------------------------------
 
 class Server:
-    """A broker in a child process; ``bootstrap`` once its start-up line was seen."""
+    """A broker in a child process, ready: ``bootstrap`` is its address.
+
+    ``ready`` is a regular expression for the server's start-up line; its first group
+    is the bootstrap address (a server that prints none sets ``bootstrap`` after).
+    ``cleanup`` runs after the server stops (it removes its data directory).
+
+    Raises:
+        ServerStartError: from the constructor, when the server does not come up.
+    """
 
     def __init__(self, name: str, cmd: list[str], ready: str, cleanup: Callable[[], None]
                  ) -> None:
         self.name = name
-        self.bootstrap = ""
         self._cleanup = cleanup
-        self._ready = threading.Event()
-        self._lines: list[str] = []
-        self._pattern = re.compile(ready)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, text=True, cwd=ROOT)
-        # Drains the output (a full pipe would stall the server) and spots the ready line.
-        threading.Thread(target=self._drain, daemon=True).start()
-        if not self._ready.wait(START_TIMEOUT_S) or not self.bootstrap:
-            self.stop()
-            tail = "".join(self._lines[-5:]).strip() or "(no output)"
-            raise RuntimeError(f"{name} did not report ready within {START_TIMEOUT_S:g} s "
-                               f"(exit code {self.proc.poll()}): {tail}")
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if len(self._lines) < 200:
-                self._lines.append(line)
-            m = self._pattern.search(line)
-            if m and not self._ready.is_set():
-                self.bootstrap = m.group(1)
-                self._ready.set()
-        self._ready.set()  # exited: let the waiter see it
+        try:
+            self.process = ServerProcess(name, cmd, ready, cwd=ROOT)
+        except BaseException:
+            cleanup()
+            raise
+        assert self.process.match is not None
+        self.bootstrap = self.process.match.group(1)
 
     def cpu_seconds(self) -> float | None:
         """User+system CPU time of the server process so far (Linux), else None."""
-        try:
-            with open(f"/proc/{self.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
+        return self.process.cpu_seconds()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop()
         self._cleanup()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_mqlog() -> Server:
@@ -209,7 +171,7 @@ def tansu_binary() -> str:
 
 
 def start_tansu() -> Server:
-    port = _free_port()  # tansu has no "pick a free port" option
+    port = free_port()  # tansu has no "pick a free port" option
     url = f"tcp://127.0.0.1:{port}"
     server = Server("tansu",
                     [tansu_binary(), "broker", "--listener-url", url,
@@ -224,212 +186,8 @@ STARTERS: dict[str, Callable[[], Server]] = {"mqlog serve": start_mqlog,
                                              "tansu": start_tansu}
 
 
-# -- confluent-kafka cases --------------------------------------------------------------
 
-def _create_topic(bootstrap: str, topic: str) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, **CLIENT})
-    futures = admin.create_topics([NewTopic(topic, PARTITIONS, 1)],
-                                  operation_timeout=30, request_timeout=30)
-    futures[topic].result(60)
-
-
-def bench_produce(bootstrap: str, topic: str, n: int, acks: str) -> float:
-    """Seconds to produce and flush ``n`` records."""
-    from confluent_kafka import Producer
-
-    _create_topic(bootstrap, topic)
-    failed: list[Any] = []
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, **PRODUCER_CONFIG,
-                         **CLIENT,
-                         # Only failures reach the callback: no Python call per record.
-                         "delivery.report.only.error": True,
-                         "on_delivery": lambda err, _msg: failed.append(err)})
-    value = os.urandom(VALUE_SIZE)
-    produce, poll = producer.produce, producer.poll
-    start = time.perf_counter()
-    for i in range(n):
-        try:
-            produce(topic, value)
-        except BufferError:  # the local queue is full: let deliveries drain it
-            poll(0.05)
-            produce(topic, value)
-        if not i % 10_000:
-            poll(0)
-    left = producer.flush(CASE_TIMEOUT_S)
-    elapsed = time.perf_counter() - start
-    if left:
-        raise RuntimeError(f"{left} records were still undelivered after "
-                           f"{CASE_TIMEOUT_S:g} s")
-    if failed:
-        raise RuntimeError(f"{len(failed)} records failed, the first with {failed[0]}")
-    return elapsed
-
-
-def _consume_all(consumer: Any, n: int) -> tuple[float, float]:
-    """Consume ``n`` records; (time of the first record, time of the last)."""
-    count = 0
-    first = None
-    deadline = time.monotonic() + CASE_TIMEOUT_S
-    while count < n:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"consumed {count} of {n} records in {CASE_TIMEOUT_S:g} s")
-        msgs = consumer.consume(num_messages=10_000, timeout=1.0)
-        for msg in msgs:
-            if msg.error() is not None:
-                raise RuntimeError(f"consume failed: {msg.error()}")
-        count += len(msgs)
-        if msgs and first is None:
-            first = time.perf_counter()
-    end = time.perf_counter()
-    if count != n or first is None:
-        raise RuntimeError(f"consumed {count} records, expected {n}")
-    return first, end
-
-
-def _check_no_more(consumer: Any, n: int) -> None:
-    """After the timed part: nothing beyond the N records arrives."""
-    extra = [m for m in consumer.consume(num_messages=10_000, timeout=0.5)
-             if m.error() is None]
-    if extra:
-        raise RuntimeError(f"more than the {n} records produced came back")
-
-
-def bench_consume_assign(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
-    """(records/s, seconds from ``assign()`` to the first record)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-assign",
-                         "enable.auto.commit": False, **CLIENT})
-    try:
-        start = time.perf_counter()
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
-                         for p in range(PARTITIONS)])
-        first, end = _consume_all(consumer, n)
-        _check_no_more(consumer, n)
-        return n / (end - start), first - start
-    finally:
-        consumer.close()
-
-
-def bench_consume_group(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
-    """(records/s from the first assignment on, seconds from ``subscribe()`` to the
-    first assignment)."""
-    from confluent_kafka import Consumer
-
-    assigned: list[float] = []
-
-    def on_assign(consumer: Any, partitions: list) -> None:
-        if not assigned:
-            assigned.append(time.perf_counter())
-
-    consumer = Consumer({"bootstrap.servers": bootstrap,
-                         "group.id": f"bench-group-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", **CLIENT})
-    try:
-        start = time.perf_counter()
-        consumer.subscribe([topic], on_assign=on_assign)
-        _first, end = _consume_all(consumer, n)
-        _check_no_more(consumer, n)
-        return n / (end - assigned[0]), assigned[0] - start
-    finally:
-        consumer.close()
-
-
-# -- kafka-python cases ----------------------------------------------------------------------
-
-def kp_produce(bootstrap: str, topic: str, n: int, acks: str) -> float:
-    """Seconds for kafka-python to send and flush ``n`` records."""
-    from kafka import KafkaProducer
-
-    _create_topic(bootstrap, topic)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1 if acks == "1" else acks,
-                             **KP_PRODUCER_CONFIG)
-    try:
-        value = os.urandom(VALUE_SIZE)
-        send = producer.send
-        futures = []
-        append = futures.append
-        start = time.perf_counter()
-        for _ in range(n):
-            append(send(topic, value))
-        producer.flush(CASE_TIMEOUT_S)
-        elapsed = time.perf_counter() - start
-    finally:
-        producer.close(CASE_TIMEOUT_S)
-    failed = [f for f in futures if not f.is_done or f.failed()]
-    if failed:
-        raise RuntimeError(f"{len(failed)} kafka-python sends failed or never completed, "
-                           f"the first with {failed[0].exception!r}")
-    return elapsed
-
-
-def _kp_consume_all(consumer: Any, n: int) -> tuple[float, float]:
-    """Poll ``n`` records; (time of the first record, time of the last)."""
-    count = 0
-    first = None
-    deadline = time.monotonic() + CASE_TIMEOUT_S
-    while count < n:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"consumed {count} of {n} records in {CASE_TIMEOUT_S:g} s")
-        got = consumer.poll(timeout_ms=1000, max_records=KP_READ)
-        k = sum(map(len, got.values()))
-        count += k
-        if k and first is None:
-            first = time.perf_counter()
-    end = time.perf_counter()
-    if count != n or first is None:
-        raise RuntimeError(f"consumed {count} records, expected {n}")
-    extra = consumer.poll(timeout_ms=500)
-    if any(extra.values()):
-        raise RuntimeError(f"more than the {n} records produced came back")
-    return first, end
-
-
-def kp_consume_assign(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
-    """(records/s, seconds from ``assign()`` to the first record)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             max_poll_records=KP_READ)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        start = time.perf_counter()
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        first, end = _kp_consume_all(consumer, n)
-        return n / (end - start), first - start
-    finally:
-        consumer.close()
-
-
-def kp_consume_group(bootstrap: str, topic: str, n: int) -> tuple[float, float]:
-    """(records/s from the first assignment on, seconds from ``subscribe()`` to it)."""
-    from kafka import ConsumerRebalanceListener, KafkaConsumer
-
-    assigned: list[float] = []
-
-    class FirstAssignment(ConsumerRebalanceListener):
-        def on_partitions_revoked(self, revoked: Any) -> None:
-            pass
-
-        def on_partitions_assigned(self, partitions: Any) -> None:
-            if not assigned:
-                assigned.append(time.perf_counter())
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
-                             group_id=f"bench-kp-{uuid.uuid4().hex[:8]}",
-                             auto_offset_reset="earliest", max_poll_records=KP_READ,
-                             session_timeout_ms=KP_SESSION_TIMEOUT_MS)
-    try:
-        start = time.perf_counter()
-        consumer.subscribe([topic], listener=FirstAssignment())
-        _first, end = _kp_consume_all(consumer, n)
-        return n / (end - assigned[0]), assigned[0] - start
-    finally:
-        consumer.close()
-
+# -- in process ----------------------------------------------------------------------------------
 
 def inprocess_send(n: int, acks: str) -> float:
     """Seconds for mqlog's own producer to send and flush ``n`` records (no server)."""
@@ -555,14 +313,6 @@ def run(config: Config) -> tuple[Results, InProcess, dict[str, str]]:
     return results, inprocess, skipped
 
 
-_STARTED = time.monotonic()
-
-
-def _progress(text: str) -> None:
-    print(f"[serve {time.monotonic() - _STARTED:5.0f} s] {text}", file=sys.stderr,
-          flush=True)
-
-
 def _median(figures: dict[int, Figure] | None, i: int) -> float | None:
     got = [v[i] for v in (figures or {}).values() if v[i] is not None]
     return statistics.median(got) if got else None  # type: ignore[type-var]
@@ -594,23 +344,23 @@ def verdict(results: Results, inprocess: InProcess) -> list[str]:
     def check(label: str, ok: bool, detail: str) -> None:
         lines.append(f"- {label}: {detail}: {'**met**' if ok else '**not met**'}")
 
-    for case in ("produce, acks=1", "produce, acks=all"):
+    def against_tansu(case: str, share: float, wording: str) -> None:
         rate, ref = mine[case], theirs[case]
         if ref is not None and rate is not None:
             ratio = _ratio(results, (cf, case)) or 0.0
-            check(f"`{case}` >= 50% of tansu (this run)", ratio >= 0.5,
+            check(f"`{case}` {wording} (this run)", ratio >= share,
                   f"{ratio:.0%} ({rate:,.0f} vs {ref:,.0f} records/s)")
+
+    for case in ("produce, acks=1", "produce, acks=all"):
+        against_tansu(case, 0.5, ">= 50% of tansu")
     rate = mine["produce, acks=1"]
     if rate is not None:
         goal = ISSUE_TANSU["produce"] // 2
         check(f"`produce, acks=1` >= {goal:,} records/s (50% of the issue's tansu figure)",
               rate >= goal, f"{rate:,.0f}")
     for case in ("consume, assign", "consume, group"):
-        rate, ref = mine[case], theirs[case]
-        if ref is not None and rate is not None:
-            ratio = _ratio(results, (cf, case)) or 0.0
-            check(f"`{case}` >= tansu (this run)", ratio >= 1.0,
-                  f"{ratio:.0%} ({rate:,.0f} vs {ref:,.0f} records/s)")
+        against_tansu(case, 1.0, ">= tansu")
+        rate = mine[case]
         if rate is not None:
             goal = ISSUE_TANSU["consume"]
             check(f"`{case}` >= {goal:,} records/s (the issue's tansu figure)",
@@ -650,10 +400,8 @@ def render(results: Results, inprocess: InProcess, skipped: dict[str, str],
         "them. mqlog serve on a durable temporary directory; tansu "
         f"({_tansu_version()}) memory-only.",
         "",
-        "| client | case | mqlog serve | tansu | mqlog / tansu | mqlog server CPU "
-        "µs/record | tansu CPU µs/record |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    body = []
     for client in CLIENTS:
         if client in skipped:
             continue
@@ -670,46 +418,44 @@ def render(results: Results, inprocess: InProcess, skipped: dict[str, str],
                                             _rates(results, "tansu", (client, case)))
             ratio = "" if not rs else f"{statistics.median(rs):.2f}" + (
                 "" if len(rs) == config.runs else f" ({len(rs)} run{'s' * (len(rs) > 1)})")
-            lines.append(f"| {client} | {case} | {cells[0]} | {cells[1]} | {ratio} | "
-                         f"{cpus[0]} | {cpus[1]} |")
+            body.append([client, case, *cells, ratio, *cpus])
+    lines += _report.table(["client", "case", *SYSTEMS, "mqlog / tansu",
+                            "mqlog server CPU µs/record", "tansu CPU µs/record"], body,
+                           "llrrrrr")
     lines += ["", "Rates are records/s; the (s) rows are seconds from `assign()` to the "
               "first record and from `subscribe()` to the first assignment. A ratio "
               "marked (1 run) comes from the runs that measured both servers."]
     cf = CLIENTS[0]
     lines += ["", f"mqlog's own `producer.send()` in this process (no server, "
                   f"{n:,} records), against confluent-kafka's produce rate in the same "
-                  "run:", "",
-              "| in-process, no server | records/s | ÷ confluent-kafka → tansu | "
-              "÷ confluent-kafka → mqlog serve |", "| --- | ---: | ---: | ---: |"]
+                  "run:", ""]
+    body = []
     for case, produce in zip(INPROCESS, ("produce, acks=1", "produce, acks=all")):
         cells = []
         for system in SYSTEMS:
             rs = _ratios(inprocess[case], _rates(results, system, (cf, produce)))
             cells.append(f"{statistics.median(rs):.2f}" if rs else "")
         rate = statistics.median(inprocess[case].values()) if inprocess[case] else None
-        lines.append(f"| mqlog `send`, {case.rsplit(', ', 1)[1]} | "
-                     f"{'' if rate is None else f'{rate:,.0f}'} | {cells[1]} | {cells[0]} |")
+        body.append([f"mqlog `send`, {case.rsplit(', ', 1)[1]}",
+                     "" if rate is None else f"{rate:,.0f}", cells[1], cells[0]])
+    lines += _report.table(["in-process, no server", "records/s",
+                            "÷ confluent-kafka → tansu", "÷ confluent-kafka → mqlog serve"],
+                           body)
     for system, reason in skipped.items():
         lines += ["", f"{system} skipped: {reason}"]
     lines += ["", *verdict(results, inprocess)]
     if chart:
         lines += ["", f"![Kafka clients against mqlog serve and tansu]"
-                      f"({os.path.relpath(chart, os.path.join(ROOT, 'docs'))})"]
+                      f"({_report.chart_link(chart)})"]
     return "\n".join(lines)
 
 
 def write_chart(results: Results, inprocess: InProcess, out_dir: str
                 ) -> tuple[str | None, str | None]:
     """serve-rates.png: a panel per case, a bar per client → server (log scale)."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None, "matplotlib is not installed (pip install mqlog[bench])"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from matplotlib.ticker import NullFormatter
-
+    plt, why = _report.pyplot()
+    if plt is None:
+        return None, why
     panels = CASES[:4]
     bars: dict[str, dict[str, list[float]]] = {case: {} for case in panels}
     for client in CLIENTS:
@@ -727,32 +473,14 @@ def write_chart(results: Results, inprocess: InProcess, out_dir: str
     labels = list(dict.fromkeys(label for by in bars.values() for label in by))
     fig, axes = plt.subplots(2, 2, figsize=(12, 2.2 + 0.9 * len(labels)), sharex=True)
     for ax, case in zip(axes.flat, panels):
-        names = [label for label in labels if label in bars[case]]
-        meds = [statistics.median(bars[case][x]) for x in names]
-        lo = [m - min(bars[case][x]) for x, m in zip(names, meds)]
-        hi = [max(bars[case][x]) - m for x, m in zip(names, meds)]
-        colors = ["#d62728" if "mqlog" in x else "#7f7f7f" for x in names]
-        ypos = [labels.index(x) for x in names]
-        ax.barh(ypos, meds, height=0.6, xerr=[lo, hi], color=colors, capsize=3)
-        ax.set_yticks(range(len(labels)), labels, fontsize=9)
-        ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.set_xscale("log")
-        ax.set_xlim(min(every) / 2, max(every) * 6)
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.grid(axis="x", alpha=0.3)
-        ax.set_title(case, fontsize=10)
-        for y, m, h in zip(ypos, meds, hi):
-            ax.text(m + h, y, f"  {m / 1000:,.0f}k", va="center", fontsize=8)
+        _report.bar_panel(ax, labels, bars[case], every, case,
+                          lambda m: f"{m / 1000:,.0f}k")
     for ax in axes[1]:
         ax.set_xlabel("records/s (log scale)", fontsize=9)
     fig.suptitle("Kafka clients against mqlog serve and tansu, 100 B records "
                  "(median, min–max)", fontsize=11)
     fig.tight_layout()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "serve-rates.png")
-    fig.savefig(path, dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return path, None
+    return _report.save(plt, fig, out_dir, "serve-rates.png"), None
 
 
 def _client_versions() -> str:
@@ -858,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         _progress(f"no chart: {why}")
     table = render(results, inprocess, skipped, config, chart)
     table += f"\n\nTook {time.perf_counter() - start:.0f} s."
-    print(table + "\n\n" + NOTES if args.markdown else "\n" + table + "\n")
+    _report.emit(table, NOTES, args.markdown)
     return 0
 
 

@@ -35,17 +35,21 @@ SCRIPTS = [
                    "2", "--produce", "1000"]),
 ]
 # Per script drawing charts: the files it must write (it may add more with the same
-# prefix), and a row every run must print.
+# prefix), and a row every run must print. They get --charts <tmp_path>/img, as run.py
+# passes the img folder beside its --out, and their chart links must resolve from
+# tmp_path, where run.py would write the markdown.
 CHARTS = {
     "compare.py": (["compare-100B.png", "compare-1KiB.png"], "| mqlog |"),
     "latency.py": (["latency-percentiles.png"], "| writer pickup |"),
     "growth.py": (["growth-costs.png"], "| reopen (ms) |"),
+    "serve.py": (["serve-rates.png"], "| confluent-kafka | produce, acks=1 |"),
 }
 # serve.py needs kio (the serve extra, part of the test extra) to start mqlog serve.
 if os.path.exists(os.path.join(BENCH, "serve.py")) and importlib.util.find_spec("kio"):
     SCRIPTS.append(("serve.py", ["--records", "2000", "--runs", "1", "--skip-tansu"]))
 
 _SEPARATOR = re.compile(r"^\|( *:?-{3,}:? *\|)+$")
+_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
 
 
 def markdown_tables(text: str) -> list[list[str]]:
@@ -85,8 +89,9 @@ def test_check_table_rejects_malformed_tables():
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("script,args", SCRIPTS, ids=[s for s, _ in SCRIPTS])
 def test_script_runs_and_prints_a_table(script, args, tmp_path):
+    charts = tmp_path / "img"
     if script in CHARTS:
-        args = [*args, "--charts", str(tmp_path)]
+        args = [*args, "--charts", str(charts)]
     proc = subprocess.run([sys.executable, os.path.join(BENCH, script), "--markdown", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=110,
                           stdin=subprocess.DEVNULL)
@@ -101,10 +106,15 @@ def test_script_runs_and_prints_a_table(script, args, tmp_path):
         files, row = CHARTS[script]
         assert row in proc.stdout, f"{script} printed no {row!r} row:\n{proc.stdout[-3000:]}"
         if importlib.util.find_spec("matplotlib"):
-            written = os.listdir(tmp_path)
+            written = os.listdir(charts)
             assert set(files) <= set(written), f"{script} wrote {written}, not {files}"
             prefix = files[0].split("-")[0] + "-"
             assert all(f.startswith(prefix) and f.endswith(".png") for f in written), written
+            links = _IMAGE.findall(proc.stdout)
+            assert links, f"{script} links no chart:\n{proc.stdout[-3000:]}"
+            for link in links:
+                assert (tmp_path / link).is_file(), \
+                    f"{script} links {link!r}, which is not a chart beside its markdown"
 
 
 def _load(script: str):
