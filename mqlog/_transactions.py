@@ -75,10 +75,10 @@ _EXPIRY_CHECK_S = 60.0  # how often the writer looks for expired windows
 # Rebuilding a window reads batch headers back from the partition's newest batch, at
 # most this many batches (each read copies the batch out of LMDB, so also bytes).
 _LOOKBACK_BATCHES = 1000
+_LOOKBACK_BYTES = 64 << 20
 # A transactional id with no open transaction and no live producer, unused this long,
 # is forgotten by the cleaner (Kafka's transactional.id.expiration.ms default, 7 days).
 TRANSACTIONAL_ID_EXPIRATION_MS = 604_800_000
-_LOOKBACK_BYTES = 64 << 20
 
 
 def control_body(commit: bool, producer_id: int, epoch: int, now_ms: int) -> bytes:
