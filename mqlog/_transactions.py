@@ -308,6 +308,7 @@ class TransactionCoordinator:
         """
         key = (b.producer_id, plog)
         window = pending.get(key) or self._windows.get(key)
+        unknown = False
         if window is None and (b.base_sequence != 0
                                or b.producer_id < self._session_pids_from):
             # A producer this process has no window for, yet it wrote before: a client
@@ -315,6 +316,11 @@ class TransactionCoordinator:
             window = self._window_from_log(txn, b.producer_id, plog)
             if window is not None:
                 pending[key] = window
+            else:
+                # None of its batches within the lookback (others wrote many since,
+                # or retention took them): its state is unknown, and Kafka then takes
+                # any sequence number rather than refuse a live producer as a gap.
+                unknown = True
         if b.transactional:
             state = self._by_pid.get(b.producer_id)
             if state is None or state.epoch != b.epoch:
@@ -335,7 +341,7 @@ class TransactionCoordinator:
                 f"epoch {window.epoch} already wrote there: this producer was fenced")
         else:
             expected = 0
-        if first != expected:
+        if first != expected and not unknown:
             return OutOfOrderSequenceNumberError(
                 f"batch for {plog.topic}[{plog.partition}] from producer id "
                 f"{b.producer_id} starts at sequence {first}, expected {expected}: records "

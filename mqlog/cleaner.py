@@ -220,6 +220,7 @@ class Cleaner:
                 None if b.headers is None else [b.headers[i] for i in keep],
                 codec=b.attributes & _batch.ATTR_CODEC_MASK,
                 offset_deltas=[b.offsets[i] - base for i in keep],
+                last_offset_delta=b.last_offset - base,  # the sequence span stays
                 log_append_time=bool(b.attributes & _batch.ATTR_LOG_APPEND_TIME),
                 transactional=b.is_transactional,
                 producer_id=b.producer_id, producer_epoch=b.producer_epoch,

@@ -423,8 +423,10 @@ class GroupCoordinator:
 
     def mark_joined(self, group_id: str, member: Member) -> None:
         with self._lock:
-            g = self._groups[group_id]
-            if member.member_id in g.members:
+            # The group may be gone: its last member was evicted (e.g. while this
+            # member's revoke listener ran) and the empty group forgotten.
+            g = self._groups.get(group_id)
+            if g is not None and member.member_id in g.members:
                 member.joined_round = g.round
                 self._maybe_complete(g)
 

@@ -1,6 +1,7 @@
 """Record batch encoding: round trips, codecs, checksums, damage detection."""
 
 import struct
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -137,3 +138,25 @@ def test_compression_shrinks_repetitive_payloads():
     for codec in ("gzip", "snappy", "lz4", "zstd"):
         packed = batch.encode(values, None, 1, codec=batch.codec_id(codec))
         assert len(packed) < len(plain) / 4, codec
+
+
+def test_equal_length_splitter_cache_is_bounded_by_records():
+    """Columns of equal-length values are cut by a cached struct per (length, count),
+    about 32 bytes per record: batches whose counts vary (linger) must not fill the
+    cache with hundreds of large splitters."""
+    for n in range(1, 1500):
+        decoded = batch.decode(_stored(batch.encode([b"v"] * n)))
+        assert decoded.values == (b"v",) * n
+    held = sum(sys.getsizeof(s) for s in batch._EQUAL_SPLITTERS.values())
+    assert held < 4 << 20, f"{len(batch._EQUAL_SPLITTERS)} splitters hold {held} bytes"
+    # A column too big to cache is still cut in one unpack, and right.
+    big = batch.decode(_stored(batch.encode([b"ab"] * 40_000, [b""] * 40_000)))
+    assert big.values == (b"ab",) * 40_000 and big.keys == (b"",) * 40_000
+
+
+def test_compaction_span_is_kept_past_the_last_record():
+    body = batch.encode([b"a"], None, 1, offset_deltas=[0], last_offset_delta=3)
+    decoded = batch.decode(_stored(body, 20))
+    assert list(decoded.offsets) == [20]
+    assert decoded.last_offset == 23
+    assert [r.offset for r in decoded.records("t", 0)] == [20]

@@ -445,6 +445,42 @@ def test_member_evicted_inside_its_revoke_listener_takes_nothing(broker):
     assert len(a.assignment()) + len(other["b"].assignment()) == 4
 
 
+def test_group_forgotten_while_a_revoke_listener_runs(broker):
+    """An eager member's revoke listener runs between "a round is open" and "joined":
+    if every member is evicted meanwhile, the coordinator forgets the empty group; the
+    poll must then rejoin at its next call, not fail with a KeyError."""
+    broker.create_topic("t", partitions=2)
+    produce(broker, "t", 4, 2)
+    events = []
+
+    class EvictEveryone(ConsumerRebalanceListener):
+        armed = False
+
+        def on_partitions_revoked(self, revoked):
+            if self.armed:
+                self.armed = False
+                events.append(broker._coordinator.evict("g"))
+
+        def on_partitions_assigned(self, assigned):
+            pass
+
+    listener = EvictEveryone()
+    a = broker.consumer(group_id="g", auto_offset_reset="earliest")
+    a.subscribe(["t"], listener=listener)
+    settle(a)
+    assert a.assignment() == {TP("t", 0), TP("t", 1)}
+    b = member(broker, "t")
+    b.poll(timeout_ms=0)  # joins: a round opens that a must join, revoking first
+    listener.armed = True
+    a.poll(timeout_ms=0)
+    assert len(events) == 1 and len(events[0]) == 2  # a and b were both evicted
+    settle(a, b)
+    assert sorted(a.assignment() | b.assignment()) == [TP("t", 0), TP("t", 1)]
+    assert not a.assignment() & b.assignment()
+    a.close()
+    b.close()
+
+
 def test_pattern_matches_like_kafka_python_everywhere(broker):
     broker.create_topic("orders-eu")
     c = broker.consumer(group_id="g")

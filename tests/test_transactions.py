@@ -284,6 +284,49 @@ def test_expired_window_is_rebuilt_from_the_log(broker):
     broker._check()
 
 
+def test_live_producer_idle_past_the_expiry_on_a_busy_partition_keeps_sending(broker):
+    """Window expiry is for producers that vanished (clients of `mqlog serve`): a live
+    producer idle for a day while others wrote more batches than a rebuild looks back
+    over must not have its next batch refused as a gap."""
+    broker.create_topic("t")
+    p = broker.producer(enable_idempotence=True)
+    p.send("t", b"first").get(10)
+    with broker.producer(batch_size=1) as busy:  # one batch per record
+        for i in range(1001):
+            busy.send("t", b"%d" % i)
+        busy.flush(30)
+    _expire_windows(broker)
+    assert p.send("t", b"again").get(10).offset == 1002
+    broker._check()
+
+
+def test_window_rebuilt_from_a_compacted_batch_keeps_its_sequence_span(broker):
+    """Compaction dropping the last records of a producer's batch must not shorten the
+    sequence span a rebuilt window reads from it (Kafka keeps a cleaned batch's last
+    offset for this): else the producer's next batch is refused as a gap, and a retry
+    of the cleaned batch is not recognised."""
+    broker.create_topic("t", config={"cleanup.policy": "compact",
+                                     "min.compaction.lag.ms": 0})
+    p = broker.producer(enable_idempotence=True)
+    p.send("t", b"x", key=b"x", partition=0).get(10)
+    assert p.send_batch("t", [b"a1", b"b1"], keys=[b"a", b"b"],
+                        partition=0).get(10).offsets() == [(0, 1), (0, 2)]
+    with broker.producer() as other:  # supersedes key b, the batch's last record
+        other.send("t", b"b2", key=b"b", partition=0).get(10)
+        other.send("t", b"c", key=b"c", partition=0).get(10)  # the newest stays whole
+    assert broker.run_cleaner().records_removed == 1
+    assert _expire_windows(broker) == 1
+    assert p.send("t", b"a2", key=b"a", partition=0).get(10).offset == 5  # not a gap
+    # A retry of the cleaned batch (sequences 1..2) resolves to its first offset.
+    _expire_windows(broker)
+    with broker._writer.paused():  # _next_seq belongs to the writer thread
+        p._next_seq[broker._partition(TP("t", 0))] = 1
+        retry = p.send_batch("t", [b"a1", b"b1"], keys=[b"a", b"b"], partition=0)
+    assert retry.get(10).offsets() == [(0, 1), (0, 2)]
+    assert [r.value for r in broker.messages("t")] == [b"x", b"a1", b"b2", b"c", b"a2"]
+    broker._check()
+
+
 def test_windows_of_idle_producers_expire(broker):
     broker.create_topic("t")
     idle = broker.producer(enable_idempotence=True)
