@@ -1288,7 +1288,10 @@ def test_wire_members_of_groups_nobody_returns_to_are_forgotten(broker, server):
                 group_instance_id=None, protocol_type="consumer",
                 protocols=(element(cls, "protocols")(name="range",
                                                       metadata=subscription("t")),)))
-            assert joined.error_code == ErrorCode.none  # then its session ends at once
+            # The bridge records the member at its join; its 1 ms session ends at once,
+            # on a loaded machine even before the answer (the coordinator then forgets
+            # the member, and the group, and the answer is UNKNOWN_MEMBER_ID).
+            assert joined.error_code in (ErrorCode.none, ErrorCode.unknown_member_id)
         wg = wire_groups(broker)
         left = sum(len(wg.wire_members(f"once-{i}")) for i in range(150))
         assert left <= 64
