@@ -230,6 +230,12 @@ time, since wall-clock figures on this shared machine vary by ±30% between runs
   about a third. The writer thread spends another ~0.5 µs per record (encoding columns,
   CRC-32C, LMDB puts and commits). Both run under one interpreter lock, so keyless
   `send` lands at 0.6-0.8 M records/s against the 750 k target.
+- Locking: a send holds the producer's lock for a few bytecodes. Threads sharing one
+  producer used to convoy on it (a thread blocked in `acquire()` turns every release
+  into a kernel wake-up): four threads ran at 0.37x of one. A contended send now
+  yields the interpreter to the holder before blocking, and four threads run at
+  about the speed of one (the interpreter lock, not the producer's, is the limit;
+  see the threads table in the side-by-side section).
 - Keyed sends add the key column and the key->partition cache lookup; unique keys pay
   Kafka's murmur2 in pure Python (~1.8 µs) for every record.
 - `send_batch` checks and sizes whole columns with C-level calls (`map(len, ...)`,
