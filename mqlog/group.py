@@ -199,7 +199,12 @@ class GroupCoordinator:
         # changes. Waiting for a round here, rather than on the broker's data
         # condition (which every append notifies), wakes a waiter only for its cause.
         self._round_cond = threading.Condition(threading.Lock())
-        self._round_seqs: dict[str, int] = {}  # group id -> changes so far
+        # Group id -> the value of _round_counter at its last change. One counter for
+        # every group, so a group forgotten and created again never shows a value a
+        # waiter saw before (a per-group count restarting at 0 could, and the waiter
+        # would miss the change).
+        self._round_seqs: dict[str, int] = {}
+        self._round_counter = 0
 
     # -- helpers (lock held) ------------------------------------------------------
 
@@ -233,7 +238,8 @@ class GroupCoordinator:
 
     def _round_changed(self, group_id: str, forget: bool = False) -> None:
         with self._round_cond:
-            self._round_seqs[group_id] = self._round_seqs.get(group_id, 0) + 1
+            self._round_counter += 1
+            self._round_seqs[group_id] = self._round_counter
             if forget:
                 del self._round_seqs[group_id]  # the group is gone: waiters see 0
             self._round_cond.notify_all()

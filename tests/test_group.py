@@ -546,3 +546,21 @@ def test_closed_static_member_expires_without_other_members(broker):
         admin.delete_consumer_groups(["g"])  # the slot is kept for a successor
     clock.advance(2)
     admin.delete_consumer_groups(["g"])  # session expired: the group is empty
+
+
+def test_round_numbers_never_repeat_when_a_group_comes_back(broker):
+    """A waiter holding a group's round number must see any later change, even after
+    the group was forgotten (its last member left) and created again: a count that
+    restarted at 0 would come back to the number the waiter holds."""
+    broker.create_topic("t")
+    coord = broker._coordinator
+    first = member(broker, "t")
+    settle(first)
+    held = coord.round_seq("g")
+    first.close()
+    assert coord.round_seq("g") == 0  # forgotten
+    again = member(broker, "t")
+    settle(again)
+    assert coord.round_seq("g") > held
+    assert coord.wait_round_change("g", held, 0.01)
+    again.close()
