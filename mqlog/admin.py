@@ -123,9 +123,7 @@ class Admin:
     def list_consumer_groups(self) -> list[GroupListing]:
         """Every group with members or committed offsets, sorted by id."""
         self._check()
-        states = self._broker._coordinator.active_groups()
-        for gid in self._broker._group_names():
-            states.setdefault(gid, "Empty")
+        states = self._broker._group_states()
         return [GroupListing(g, s) for g, s in sorted(states.items())]
 
     def describe_consumer_groups(self, group_ids: Iterable[str]) -> dict[str, GroupDescription]:

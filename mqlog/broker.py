@@ -39,7 +39,7 @@ from .errors import (
     UnknownTopicOrPartitionError,
 )
 from .cleaner import Cleaner, CleanerStats, delete_prefix
-from .group import GroupCoordinator
+from .group import GroupCoordinator, GroupState
 from .log import PartitionLog, TopicLog, fetch, load_partition
 from ._transactions import TransactionCoordinator
 from .records import (
@@ -687,15 +687,19 @@ class Broker:
                     offset, raw[_OFFSET_VALUE.size:].decode(), epoch)
         return out
 
-    def delete_committed_offsets(self, group: str, partitions: Iterable[TopicPartition],
-                                 *, check: Callable[[], None] | None = None
-                                 ) -> list[TopicPartition]:
+    def delete_committed_offsets(
+            self, group: str, partitions: Iterable[TopicPartition], *,
+            check: Callable[[], None] | None = None,
+            spare: Callable[[], set[TopicPartition]] | None = None,
+    ) -> list[TopicPartition]:
         """Delete ``group``'s committed offsets for ``partitions`` (one atomic write);
         returns the partitions that had one. Unknown groups and partitions of deleted
         topics have nothing to delete.
 
         Args:
             check: run inside the write transaction first; raising refuses it all.
+            spare: run inside the write transaction (perhaps more than once); the
+                partitions it returns keep their offsets.
         """
         self._check_writable()
         wanted = [TopicPartition(*tp) for tp in partitions]
@@ -703,11 +707,14 @@ class Broker:
         def prepare(txn: Any) -> list[TopicPartition]:
             if check is not None:
                 check()
+            spared = spare() if spare is not None else set()
             gid = txn.scratch.get("groups", {}).get(group, self._groups.get(group))
             if gid is None:
                 return []
             deleted = []
             for tp in wanted:
+                if tp in spared:
+                    continue
                 tlog = self._topics.get(tp.topic)
                 if tlog is not None and 0 <= tp.partition < len(tlog.partitions) and \
                         txn.delete_offset(gid, tlog.topic_id, tp.partition):
@@ -715,6 +722,13 @@ class Broker:
             return deleted
 
         return self._writer.run(prepare, sync=True)
+
+    def _group_states(self) -> dict[str, str]:
+        """Group id -> state of every group with members or committed offsets."""
+        states = self._coordinator.active_groups()
+        for gid in self._group_names():
+            states.setdefault(gid, GroupState.EMPTY.value)
+        return states
 
     def delete_group(self, group: str) -> None:
         """Delete a group's committed offsets; refused while it has members.

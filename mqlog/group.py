@@ -611,8 +611,9 @@ class GroupCoordinator:
                                     members)
 
     def subscribed_topics(self, group_id: str, among: set[str]) -> set[str]:
-        """Those of ``among`` that an active member of the group subscribes to (by
-        name or pattern) or owns partitions of. Thread-safe."""
+        """Those of ``among`` that an active member of the group subscribes to (by name
+        or pattern), as Kafka judges GROUP_SUBSCRIBED_TO_TOPIC. Members whose session
+        ended are expired first. Thread-safe."""
         with self._lock:
             g = self._current(group_id)
             if g is None:
@@ -620,7 +621,6 @@ class GroupCoordinator:
             found: set[str] = set()
             for m in g.members.values():
                 found |= matching_topics(m.topics, m.pattern, among)
-                found |= {tp.topic for tp in m.owned if tp.topic in among}
             return found
 
     def active_groups(self) -> dict[str, str]:

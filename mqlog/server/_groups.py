@@ -30,7 +30,6 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import CommitFailedError, IllegalStateError, MqlogError
-from ..group import GroupState, matching_topics
 from ..records import OffsetAndMetadata, TopicPartition
 from ._apis import ApiKey, ConnectionContext, ErrorCode, error_code_for, register, \
     response_class
@@ -342,18 +341,6 @@ def offset_fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     return _make(Response, groups=groups)
 
 
-def _subscribed_topics(broker: Any, group: str) -> set[str]:
-    """The existing topics the members of ``group`` subscribe to (names or patterns)."""
-    coord = broker._coordinator
-    names = list(broker._topics)
-    out: set[str] = set()
-    for described in coord.describe(group).members:
-        member = coord.member(group, described.member_id)
-        if member is not None:
-            out |= matching_topics(member.topics, member.pattern, names)
-    return out
-
-
 def _offset_delete_error(ctx: ConnectionContext, request: Any, api_version: int,
                          code: ErrorCode) -> Any:
     return _make(response_class(ApiKey.offset_delete, api_version), error_code=code,
@@ -371,11 +358,11 @@ def offset_delete(ctx: ConnectionContext, request: Any, api_version: int) -> Any
     broker, group = ctx.broker, request.group_id
     if not group:
         return _offset_delete_error(ctx, request, api_version, ErrorCode.invalid_group_id)
-    if group not in _group_names(broker):
+    if group not in broker._group_states():
         return _offset_delete_error(ctx, request, api_version,
                                     ErrorCode.group_id_not_found)
     codes: dict[TopicPartition, ErrorCode] = {}
-    doomed: dict[TopicPartition, tuple[int, int]] = {}  # -> (topic id, partition)
+    doomed: list[TopicPartition] = []
     for t in request.topics:
         tlog = broker._topics.get(t.name)
         for p in t.partitions:
@@ -383,7 +370,7 @@ def offset_delete(ctx: ConnectionContext, request: Any, api_version: int) -> Any
             if tlog is None or not 0 <= tp.partition < len(tlog.partitions):
                 codes[tp] = ErrorCode.unknown_topic_or_partition
             else:
-                doomed[tp] = (tlog.topic_id, tp.partition)
+                doomed.append(tp)
     if doomed:
         try:
             refused = _delete_offsets(broker, group, doomed)
@@ -401,41 +388,22 @@ def offset_delete(ctx: ConnectionContext, request: Any, api_version: int) -> Any
 
 
 def _delete_offsets(broker: Any, group: str,
-                    doomed: dict[TopicPartition, tuple[int, int]]) -> set[TopicPartition]:
-    """Delete ``group``'s committed offsets of ``doomed`` partitions in one writer job,
-    except those of topics its members subscribe to (checked inside the job, so a
-    member joining meanwhile is seen); returns the refused ones.
+                    doomed: list[TopicPartition]) -> set[TopicPartition]:
+    """Delete ``group``'s committed offsets of ``doomed`` partitions in one write,
+    except those of topics its members subscribe to (judged inside the write, so a
+    member joining meanwhile is seen); returns the refused ones."""
+    coord = broker._coordinator
+    topics = {tp.topic for tp in doomed}
+    refused: set[TopicPartition] = set()
 
-    The store can delete a group's offsets only all together, so the job reads them,
-    deletes them and puts back the ones to keep: one atomic write transaction.
-    """
-    def prepare(txn: Any) -> set[TopicPartition]:
-        subscribed = _subscribed_topics(broker, group)
-        refused = {tp for tp in doomed if tp.topic in subscribed}
-        gone = {doomed[tp] for tp in doomed if tp not in refused}
-        if group in txn.scratch.get("deleted_groups", ()):
-            return refused
-        gid = txn.scratch.get("groups", {}).get(group, broker._groups.get(group))
-        if gid is None or not gone:
-            return refused
-        rows = list(txn.group_offsets(gid))
-        if any((tid, part) in gone for tid, part, _ in rows):
-            txn.delete_group_offsets(gid)
-            for tid, part, value in rows:
-                if (tid, part) not in gone:
-                    txn.put_offset(gid, tid, part, value)
+    def spare() -> set[TopicPartition]:
+        subscribed = coord.subscribed_topics(group, topics)
+        refused.clear()  # the write may run more than once
+        refused.update(tp for tp in doomed if tp.topic in subscribed)
         return refused
 
-    broker._check_writable()
-    return broker._writer.run(prepare, sync=True)
-
-
-def _group_names(broker: Any) -> dict[str, str]:
-    """Group id -> state of every group with members or committed offsets."""
-    states = broker._coordinator.active_groups()
-    for gid in broker._group_names():
-        states.setdefault(gid, GroupState.EMPTY.value)
-    return states
+    broker.delete_committed_offsets(group, doomed, spare=spare)
+    return refused
 
 
 @register(ApiKey.describe_groups, 0, 6)
@@ -445,7 +413,7 @@ def describe_groups(ctx: ConnectionContext, request: Any, api_version: int) -> A
     Group = _nested(Response, "groups")
     Member_ = _nested(Group, "members")
     wg = wire_groups(ctx.broker)
-    known = _group_names(ctx.broker)
+    known = ctx.broker._group_states()
     include_ops = getattr(request, "include_authorized_operations", False)
     out = []
     for gid in request.groups:
@@ -485,7 +453,7 @@ def list_groups(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     out = []
     if not types or "classic" in types:
         coord = ctx.broker._coordinator
-        for gid, state in sorted(_group_names(ctx.broker).items()):
+        for gid, state in sorted(ctx.broker._group_states().items()):
             if states and state.lower() not in states:
                 continue
             out.append(_make(Listed, group_id=gid,
@@ -508,7 +476,7 @@ def delete_groups(ctx: ConnectionContext, request: Any, api_version: int) -> Any
     Response = response_class(ApiKey.delete_groups, api_version)
     Result = _nested(Response, "results")
     broker = ctx.broker
-    known = set(_group_names(broker))  # once: a request may name a million groups
+    known = set(broker._group_states())  # once: a request may name a million groups
     out = []
     for gid in request.groups_names:
         if gid not in known:
