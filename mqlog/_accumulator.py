@@ -207,6 +207,19 @@ class ProducerBatch:
             self.group._member_done(self)
 
 
+def _refuse_get_in_callback(producer: Any, call: str, what: str) -> None:
+    """Raise if called on the writer thread, which runs producer callbacks: waiting
+    there for an unwritten record would wait for itself.
+
+    Raises:
+        KafkaTimeoutError: called inside a producer callback.
+    """
+    if threading.current_thread() is producer._writer.thread:
+        raise KafkaTimeoutError(
+            f"{call} was called inside a producer callback for {what} not yet written: "
+            "that would wait forever; use add_callback instead")
+
+
 class FutureRecordMetadata(_FutureBase, tuple):
     """The outcome of one ``send()``: resolves to :class:`RecordMetadata`.
 
@@ -257,11 +270,8 @@ class FutureRecordMetadata(_FutureBase, tuple):
                 ``DiskFullError``).
         """
         b = self._batch
-        if b.acks and not b.event.is_set() and \
-                threading.current_thread() is b.producer._writer.thread:
-            raise KafkaTimeoutError(
-                "future.get() was called inside a producer callback for a record not yet "
-                "written: that would wait forever; use add_callback instead")
+        if b.acks and not b.event.is_set():
+            _refuse_get_in_callback(b.producer, "future.get()", "a record")
         if b.acks and not b.event.wait(timeout):
             raise KafkaTimeoutError(
                 f"record for {b.topic}[{b.partition}] not written within {timeout} s")
@@ -351,11 +361,8 @@ class FutureBatchMetadata(_FutureBase):
 
     def get(self, timeout: float | None = None) -> BatchMetadata:
         """Wait until every record is written; see :meth:`FutureRecordMetadata.get`."""
-        if not self._event.is_set() and self._batches and \
-                threading.current_thread() is self._batches[0].producer._writer.thread:
-            raise KafkaTimeoutError(
-                "get() was called inside a producer callback for a send_batch not yet "
-                "written: that would wait forever; use add_callback instead")
+        if not self._event.is_set() and self._batches:
+            _refuse_get_in_callback(self._batches[0].producer, "get()", "a send_batch")
         if not self._event.wait(timeout):
             raise KafkaTimeoutError(
                 f"send_batch to {self._topic!r} not written within {timeout} s")
