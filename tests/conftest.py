@@ -41,6 +41,17 @@ def broker():
 
 
 @pytest.fixture
+def served():
+    """A temporary broker and `mqlog serve` for it on a free loopback port (the server
+    tests; needs kio)."""
+    broker = mqlog.open()
+    handle = broker.serve(port=0)
+    yield broker, handle
+    handle.close()
+    broker.close()
+
+
+@pytest.fixture
 def data_dir(tmp_path) -> str:
     """A path for a persistent broker directory (not yet created)."""
     return str(tmp_path / "data")

@@ -67,15 +67,6 @@ def _kafka_python():
     forget_kafka_python()
 
 
-@pytest.fixture
-def served():
-    """A temporary broker and a server for it on a free loopback port."""
-    broker = mqlog.open()
-    handle = broker.serve(port=0)
-    yield broker, handle
-    handle.close()
-    broker.close()
-
 
 # -- helpers ----------------------------------------------------------------------------
 

@@ -289,14 +289,6 @@ def test_a_produced_batch_is_served_back_as_sent(kafka_records):
 
 # -- end to end ---------------------------------------------------------------------------
 
-@pytest.fixture
-def served():
-    broker = mqlog.open()
-    handle = broker.serve(port=0)
-    yield broker, handle
-    handle.close()
-    broker.close()
-
 
 def produce_and_consume(handle, topic, records, partitions=1):
     """Produce (key, value, headers) records with confluent-kafka; consume them back
