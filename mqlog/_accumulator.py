@@ -165,7 +165,8 @@ class ProducerBatch:
         max_ts = ts if type(ts) is int else max(ts)
         body = _batch.encode(
             self.values, self.keys, ts, self.headers,
-            codec=self.codec, log_append_time=log_append_ms is not None,
+            codec=self.codec, max_timestamp=max_ts,
+            log_append_time=log_append_ms is not None,
             transactional=self.transactional, producer_id=self.producer_id,
             producer_epoch=self.epoch, base_sequence=self.base_sequence,
         )

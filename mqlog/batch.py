@@ -68,6 +68,7 @@ MAGIC = 1
 HEADER = struct.Struct(">QIBHIqqqhiI")
 HEADER_SIZE = HEADER.size  # 53
 _BASE = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
 _CRC_START = 12  # bytes [12:] are covered by the CRC
 
 ATTR_CODEC_MASK = 0x07
@@ -94,6 +95,21 @@ def _crc32c_slow(data: bytes) -> int:  # pragma: no cover - fallback only
 
 
 crc32c: Callable[[bytes], int] = _crc32c or _crc32c_slow
+
+try:
+    from google_crc32c import extend as _crc32c_extend
+except ImportError:  # pragma: no cover - the dependency is declared; keep a slow path
+    _crc32c_extend = None
+
+
+def _crc32c_of_parts(parts: list[bytes]) -> int:
+    """CRC-32C of the concatenation of ``parts``, without concatenating them."""
+    if _crc32c_extend is None:  # pragma: no cover - fallback only
+        return crc32c(b"".join(parts))
+    crc = 0
+    for part in parts:
+        crc = _crc32c_extend(crc, part)
+    return crc
 
 
 def _compressor(codec: int) -> Callable[[bytes], bytes]:
@@ -240,6 +256,7 @@ def encode(
     codec: int = 0,
     offset_deltas: Sequence[int] | None = None,
     last_offset_delta: int | None = None,
+    max_timestamp: int | None = None,
     log_append_time: bool = False,
     transactional: bool = False,
     control: bool = False,
@@ -262,6 +279,8 @@ def encode(
             its records' (compaction keeps a cleaned batch's span, as Kafka does: the
             sequence numbers of an idempotent producer's batch run along it, and its
             window is rebuilt from it); None: the last record's delta.
+        max_timestamp: ``max(timestamps)`` when the caller has it already (saves a
+            pass over the column); None: computed here.
 
     Returns:
         The body; the writer prefixes ``base_offset`` with :func:`with_base_offset`.
@@ -284,7 +303,7 @@ def encode(
         attributes |= ATTR_UNIFORM_TS
     else:
         first_ts = timestamps[0]
-        max_ts = max(timestamps)
+        max_ts = max(timestamps) if max_timestamp is None else max_timestamp
         if first_ts == max_ts and min(timestamps) == first_ts:
             attributes |= ATTR_UNIFORM_TS
         else:
@@ -308,14 +327,17 @@ def encode(
         attributes |= ATTR_TRANSACTIONAL
     if control:
         attributes |= ATTR_CONTROL
-    payload = b"".join(cols + blobs)
-    if codec:
-        payload = compress(codec, payload)
-    covered = HEADER.pack(
+    covered = [HEADER.pack(
         0, 0, MAGIC, attributes, last_delta, first_ts, max_ts,
         producer_id, producer_epoch, base_sequence, n,
-    )[_CRC_START:] + payload
-    return struct.pack(">I", crc32c(covered)) + covered
+    )[_CRC_START:]]
+    if codec:
+        covered.append(compress(codec, b"".join(cols + blobs)))
+    else:
+        covered += cols
+        covered += blobs
+    # One copy of the payload: the CRC is taken over the parts, then all are joined.
+    return b"".join([_U32.pack(_crc32c_of_parts(covered)), *covered])
 
 
 def with_base_offset(base_offset: int, body: bytes) -> bytes:
