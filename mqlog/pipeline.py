@@ -294,10 +294,11 @@ class Pipeline:
         log.info("pipeline %s stopped: %s", self, stats)
         return stats
 
-    def _outputs(self, record: ConsumerRecord) -> list[tuple[Any, Any]]:
-        result = self._transform(record)
-        if result is None:
-            return []
+    @staticmethod
+    def _outputs(record: ConsumerRecord, result: Any) -> list[tuple[Any, Any]]:
+        """``(key, value)`` pairs to send for what ``transform(record)`` returned (not
+        None): a list of outputs, each a value (keeping the input's key) or a
+        ``(key, value)`` pair."""
         items = result if isinstance(result, list) else [result]
         out = []
         for item in items:
@@ -325,12 +326,18 @@ class Pipeline:
         if exactly_once:
             producer.begin_transaction()
         n_out = 0
+        transform, send, sink = self._transform, producer.send, self.sink
         try:
             for _tp, recs in batch.items():
                 for record in recs:
-                    for key, value in self._outputs(record):
-                        producer.send(self.sink, value, key=key)
+                    result = transform(record)
+                    if type(result) is bytes:  # the common case: one value, same key
+                        send(sink, result, record.key)
                         n_out += 1
+                    elif result is not None:
+                        for key, value in self._outputs(record, result):
+                            send(sink, value, key)
+                            n_out += 1
             self._point("after_sends")
             if exactly_once:
                 producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
