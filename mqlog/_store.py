@@ -35,7 +35,6 @@ import shutil
 import struct
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import lmdb
@@ -204,6 +203,40 @@ def _seek_last(cur: Any, topic_id: int, partition: int) -> bool:
     else:
         ok = cur.last()
     return ok and cur.key()[:8] == _PART.pack(topic_id, partition)
+
+
+class _Reading:
+    """What :meth:`Store.read` returns: enters the store as a reader and begins a read
+    transaction on ``with``; aborts it and leaves on exit. (A class rather than a
+    generator-based context manager: reads are on every poll, and this costs a third.)
+    """
+
+    __slots__ = ("_store", "_buffers", "_txn")
+
+    def __init__(self, store: Store, buffers: bool) -> None:
+        self._store = store
+        self._buffers = buffers
+        self._txn: Any = None
+
+    def __enter__(self) -> ReadTxn:
+        store = self._store
+        store._enter_reader()
+        try:
+            self._txn = store._begin_read(self._buffers)
+        except BaseException:
+            store._exit_reader()
+            raise
+        return ReadTxn(self._txn, store)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        store = self._store
+        try:
+            self._txn.abort()
+        finally:
+            self._txn = None
+            store._exit_reader()
+        if exc is not None and isinstance(exc, lmdb.Error):
+            raise _translate(exc, store.path) from exc
 
 
 class ReadTxn:
@@ -439,7 +472,10 @@ class Store:
         self._lock: _DirectoryLock | None = None
         # Guards _readers and _resizing: read transactions register so a map resize
         # (which invalidates open transactions) waits for them to finish.
-        self._gate = threading.Condition(threading.Lock())
+        # The plain lock is taken directly on the hot path (Condition.__enter__ is a
+        # Python-level call); the condition is for waiting on a resize.
+        self._gate_lock = threading.Lock()
+        self._gate = threading.Condition(self._gate_lock)
         self._readers = 0
         self._resizing = False
         self._local = threading.local()  # per thread: depth of open reads
@@ -517,18 +553,23 @@ class Store:
 
     # -- transactions ---------------------------------------------------------------
 
-    @contextmanager
-    def read(self, buffers: bool = False) -> Iterator[ReadTxn]:
-        """A short read transaction. Never hold it across a wait.
+    def read(self, buffers: bool = False) -> _Reading:
+        """A short read transaction, as a context manager giving a :class:`ReadTxn`.
+        Never hold it across a wait.
 
         Args:
             buffers: values are zero-copy views valid only inside the transaction
                 (for scans that read headers and lengths); default: bytes copies.
+
+        LMDB errors raised inside the block come out as :mod:`mqlog.errors` types.
         """
-        self._enter_reader()
+        return _Reading(self, buffers)
+
+    def _begin_read(self, buffers: bool) -> Any:
+        """Begin an LMDB read transaction (the caller has entered as a reader)."""
         try:
             try:
-                txn = self._env.begin(buffers=buffers)
+                return self._env.begin(buffers=buffers)
             except lmdb.MapResizedError:
                 # Another process (the owner) grew the map: adopt its size and retry.
                 if self._local.depth > 1:
@@ -538,24 +579,18 @@ class Store:
                 self._exit_reader()
                 self._resize(0)
                 self._enter_reader()
-                txn = self._env.begin(buffers=buffers)
+                return self._env.begin(buffers=buffers)
             except lmdb.ReadersFullError:
                 # Slots held by dead processes fill the table: clear them and retry.
                 self._env.reader_check()
-                txn = self._env.begin(buffers=buffers)
-            try:
-                yield ReadTxn(txn, self)
-            finally:
-                txn.abort()
+                return self._env.begin(buffers=buffers)
         except lmdb.Error as exc:
             raise _translate(exc, self.path) from exc
-        finally:
-            self._exit_reader()
 
     def _enter_reader(self) -> None:
         local = self._local
         depth = getattr(local, "depth", 0)
-        with self._gate:
+        with self._gate_lock:
             # A thread already inside a read never waits for a resize: the resize is
             # waiting for that outer read to end.
             while self._resizing and not depth:
@@ -565,9 +600,9 @@ class Store:
 
     def _exit_reader(self) -> None:
         self._local.depth -= 1
-        with self._gate:
+        with self._gate_lock:
             self._readers -= 1
-            if not self._readers:
+            if not self._readers and self._resizing:  # only a resize waits for zero
                 self._gate.notify_all()
 
     def write(self, fn: Callable[[WriteTxn], T]) -> T:

@@ -214,3 +214,23 @@ def test_readonly_open_beside_the_owner_in_one_process(data_dir):
     with mqlog.open(data_dir):
         with pytest.raises(BrokerLockedError, match="already open in this process"):
             mqlog.open(data_dir, readonly=True)
+
+
+def test_read_scope_translates_lmdb_errors_and_leaves(data_dir):
+    """An LMDB error inside ``with store.read()`` comes out as mqlog's type, and the
+    reader is counted out (a later map resize would otherwise wait for it forever)."""
+    import lmdb
+
+    with mqlog.open(data_dir) as b:
+        store = b._store
+        with pytest.raises(CorruptStoreError, match="corruption"):
+            with store.read():
+                raise lmdb.CorruptedError("injected")
+        with pytest.raises(KeyError):  # other errors pass through untouched
+            with store.read():
+                raise KeyError("x")
+        assert store._readers == 0 and store._local.depth == 0
+        with store.read() as outer, store.read() as inner:  # nested reads on one thread
+            assert store._readers == 2 and outer is not inner
+        assert store._readers == 0
+        store._resize(store.map_size() * 2)  # would hang if a reader had leaked
