@@ -90,6 +90,12 @@ def control_body(commit: bool, producer_id: int, epoch: int, now_ms: int) -> byt
         producer_epoch=epoch)
 
 
+def abort_index_key(plog: PartitionLog, first: int) -> bytes:
+    """The ``meta`` key of the aborted-index entry of ``plog``'s aborted transaction
+    that began at offset ``first`` (its value: producer id, marker offset)."""
+    return _ABORT_KEY.pack(b"a", plog.topic_id, plog.partition, first)
+
+
 def control_type(key: bytes) -> str:
     """``"commit"`` or ``"abort"`` for a control record's key."""
     return "commit" if _CONTROL_KEY.unpack(key)[1] == CONTROL_COMMIT else "abort"
@@ -586,7 +592,7 @@ class TransactionCoordinator:
                               _batch.with_base_offset(base, body))
                 ends[plog] = base + 1
                 if not commit:
-                    txn.put_meta(_ABORT_KEY.pack(b"a", plog.topic_id, plog.partition, first),
+                    txn.put_meta(abort_index_key(plog, first),
                                  _ABORT_VALUE.pack(pid_now, base))
                 markers.append((plog, base, first))
             groups: dict[str, int] = {}

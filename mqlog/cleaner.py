@@ -9,7 +9,11 @@
   never the newest batch — only the latest record of each key is kept; a tombstone
   (``value=None``) that is the latest for its key is dropped once it is older than
   ``delete.retention.ms``. Kept records keep their offsets (readers see gaps); a batch
-  left empty is deleted.
+  left empty is deleted. Records of aborted transactions are dropped, and a transaction
+  marker goes once no record of its transaction is left and it is older than
+  ``delete.retention.ms`` (with an abort marker goes its aborted-index entry), as
+  Kafka's cleaner removes markers: without that, a compacted topic written by
+  transactions would grow by a marker per transaction forever.
 
 Work is read in short read transactions and written as writer jobs of bounded size
 (``_JOB_BATCHES``), so producers are never blocked for long. Freed pages go back to
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import batch as _batch
+from ._transactions import abort_index_key
 
 if TYPE_CHECKING:  # pragma: no cover
     from .broker import Broker
@@ -188,9 +193,17 @@ class Cleaner:
             for off, key in zip(b.offsets, b.keys):
                 if key is not None:
                     latest[key] = off
-        changes = []  # (base, new body or None to delete, old size, removed)
+        changes = []  # (base, new batch or None to delete, old size, removed, marker)
+        marker_cutoff = now - tombstone_ms
+        # Per producer id: whether a record of its current transaction (since its last
+        # marker) is still kept. A producer has one transaction open at a time, so the
+        # transactional records between two of its markers are the later one's.
+        live: dict[int, bool] = {}
         for (base, raw), b, dropped in zip(cleanable, decoded, aborted):
             if b.is_control:
+                if not live.pop(b.producer_id, False) and b.max_timestamp < marker_cutoff:
+                    changes.append((base, None, len(raw), b.count,
+                                    _aborted_range(plog, b.producer_id, base)))
                 continue
             keep = []
             for i, off in enumerate(b.offsets):
@@ -207,11 +220,13 @@ class Cleaner:
                 if b.values[i] is None and b.timestamp_at(i) < now - tombstone_ms:
                     continue  # an old tombstone: the key is gone for good
                 keep.append(i)
+            if keep and b.is_transactional:
+                live[b.producer_id] = True
             removed = b.count - len(keep)
             if not removed:
                 continue
             if not keep:
-                changes.append((base, None, len(raw), removed))
+                changes.append((base, None, len(raw), removed, None))
                 continue
             body = _batch.encode(
                 [b.values[i] for i in keep],
@@ -225,12 +240,23 @@ class Cleaner:
                 transactional=b.is_transactional,
                 producer_id=b.producer_id, producer_epoch=b.producer_epoch,
                 base_sequence=b.base_sequence)
-            changes.append((base, _batch.with_base_offset(base, body), len(raw), removed))
+            changes.append((base, _batch.with_base_offset(base, body), len(raw), removed,
+                            None))
         stats = CleanerStats()
         for i in range(0, len(changes), _JOB_BATCHES):
             stats = stats + rewrite_batches(self._broker, tlog, plog,
                                             changes[i:i + _JOB_BATCHES])
         return stats
+
+
+def _aborted_range(plog: PartitionLog, producer_id: int, marker: int
+                   ) -> tuple[int, int, int] | None:
+    """``(producer id, first offset, marker offset)`` of the aborted transaction whose
+    abort marker is at ``marker``; None for a commit marker."""
+    for first, end in plog.aborted.get(producer_id, ()):
+        if end == marker:
+            return producer_id, first, marker
+    return None
 
 
 def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: list,
@@ -273,24 +299,41 @@ def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: li
 
 def rewrite_batches(broker: Broker, tlog: TopicLog, plog: PartitionLog,
                     changes: list) -> CleanerStats:
-    """A writer job for compaction: replace or delete batches in place."""
+    """A writer job for compaction: replace or delete batches in place.
 
-    def prepare(txn: Any) -> CleanerStats:
+    ``changes``: ``(base, new batch or None to delete, old size, records removed,
+    aborted range or None)``; an aborted range ``(producer id, first, marker)`` comes
+    with the deletion of its abort marker, and its aborted-index entry goes with it.
+    Batches come in offset order, so a marker is never deleted before the records of
+    its transaction.
+    """
+
+    def prepare(txn: Any) -> tuple[CleanerStats, list]:
         if broker._topics.get(tlog.name) is not tlog:
-            return CleanerStats()
+            return CleanerStats(), []
         deleted = removed = freed = 0
-        for base, data, old_size, n_removed in changes:
+        forgotten = []
+        for base, data, old_size, n_removed, aborted_range in changes:
             if txn.get_batch(plog.topic_id, plog.partition, base) is None:
                 continue  # retention or delete_records removed it meanwhile
             if data is None:
                 txn.delete_batch(plog.topic_id, plog.partition, base)
                 deleted += 1
                 freed += old_size
+                if aborted_range is not None:
+                    txn.delete_meta(abort_index_key(plog, aborted_range[1]))
+                    forgotten.append(aborted_range)
             else:
                 txn.replace_batch(plog.topic_id, plog.partition, base, data)
                 freed += old_size - len(data)
             removed += n_removed
         return CleanerStats(batches_deleted=deleted, records_removed=removed,
-                            bytes_reclaimed=freed)
+                            bytes_reclaimed=freed), forgotten
 
-    return broker._writer.run(prepare)
+    def apply(result: tuple[CleanerStats, list]) -> CleanerStats:
+        stats, forgotten = result
+        for producer_id, first, marker in forgotten:
+            plog.forget_aborted(producer_id, first, marker)
+        return stats
+
+    return broker._writer.run(prepare, apply)

@@ -84,6 +84,17 @@ class PartitionLog:
         ranges.sort()
         self.aborted = {**self.aborted, producer_id: ranges}
 
+    def forget_aborted(self, producer_id: int, first: int, marker: int) -> None:
+        """Forget one aborted transaction: compaction removed its records and its marker
+        (writer thread)."""
+        ranges = [r for r in self.aborted.get(producer_id, ()) if r != (first, marker)]
+        aborted = dict(self.aborted)
+        if ranges:
+            aborted[producer_id] = ranges
+        else:
+            aborted.pop(producer_id, None)
+        self.aborted = aborted
+
     def prune_aborted(self, below: int) -> None:
         """Forget aborted transactions wholly below ``below`` (retention deleted them)."""
         pruned = {}

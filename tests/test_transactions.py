@@ -1394,6 +1394,65 @@ def test_committed_transactional_records_compact_like_others(broker):
     broker._check()
 
 
+def test_compaction_removes_markers_once_their_transactions_are_empty(data_dir):
+    """A marker goes when no record of its transaction is left and it is older than
+    delete.retention.ms; an abort marker takes its aborted-index entry along, in the
+    store too. Markers of transactions with a kept record stay."""
+    day = 86_400_000
+    with mqlog.open(data_dir) as broker:
+        broker.create_topic("t", config=COMPACT)
+        p = txn_producer(broker)
+        for value in (b"v1", b"v2"):  # v2 supersedes v1: the first transaction empties
+            p.begin_transaction()
+            p.send("t", value, key=b"k")
+            p.commit_transaction()
+        p.begin_transaction()
+        p.send("t", b"v3", key=b"k")
+        p.abort_transaction()
+        with broker.producer() as plain:
+            for i in range(3):  # later batches make the transactions' ones cleanable
+                plain.send("t", b"o%d" % i, key=b"other%d" % i).get(10)
+        plog = broker._partition(TP("t", 0))
+        assert markers(broker, "t") == [(1, "commit"), (3, "commit"), (5, "abort")]
+        assert plog.aborted == {p._pid: [(4, 5)]}
+
+        broker.run_cleaner()  # the markers are younger than delete.retention.ms
+        assert markers(broker, "t") == [(1, "commit"), (3, "commit"), (5, "abort")]
+        assert plog.aborted == {p._pid: [(4, 5)]}
+
+        stats = broker._cleaner.run(now_ms=time.time_ns() // 1_000_000 + 2 * day)
+        assert markers(broker, "t") == [(3, "commit")]  # v2 is kept: so is its marker
+        assert plog.aborted == {}
+        assert stats.records_removed == 2  # the two markers (v1 and v3 went before)
+        values = [b"v2", b"o0", b"o1", b"o2"]
+        assert available(reader(broker, TP("t", 0))) == values
+        assert [r.value for r in broker.messages("t")] == values
+        broker._check()
+    with mqlog.open(data_dir) as broker:  # the aborted index in the store agrees
+        assert broker._partition(TP("t", 0)).aborted == {}
+        assert available(reader(broker, TP("t", 0))) == values
+        broker._check()
+
+
+def test_compaction_keeps_the_marker_of_a_transaction_with_records_in_other_batches(
+        broker):
+    broker.create_topic("t", config=COMPACT)
+    p = txn_producer(broker, batch_size=1)  # one batch per record
+    p.begin_transaction()
+    p.send("t", b"a1", key=b"a")
+    p.send("t", b"b1", key=b"b")
+    p.commit_transaction()
+    p.begin_transaction()
+    p.send("t", b"a2", key=b"a")  # supersedes a1 only: b1 keeps the first marker alive
+    p.commit_transaction()
+    with broker.producer() as plain:
+        plain.send("t", b"x", key=b"x").get(10)
+    broker._cleaner.run(now_ms=time.time_ns() // 1_000_000 + 2 * 86_400_000)
+    assert markers(broker, "t") == [(2, "commit"), (4, "commit")]
+    assert available(reader(broker, TP("t", 0))) == [b"b1", b"a2", b"x"]
+    broker._check()
+
+
 def test_retention_prunes_the_aborted_index(data_dir):
     with mqlog.open(data_dir) as broker:
         broker.create_topic("t")
