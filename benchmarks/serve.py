@@ -595,9 +595,17 @@ server CPU column above):
   few C calls over extended slices, a struct format per layout makes the key and value
   bytes, and timestamps come from a table. Records whose sizes vary take the
   record-at-a-time loop (~1 µs per record). About half of the server's time is the
-  core writer: `mqlog.batch.encode` copies the payload three times (columns joined,
-  header + payload, CRC + rest), LMDB once more, and thread wake-ups (`Event.set`,
-  `Condition.notify`) take ~10%.
+  core writer: `mqlog.batch.encode` joins each column, then the whole batch once (the
+  CRC-32C is taken over the parts), LMDB copies it once more, and thread wake-ups
+  (`Event.set`, `Condition.notify`) take ~10%.
+- In-process `send` against confluent-kafka: librdkafka's `produce()` is C, about
+  0.65 µs a call from Python here. mqlog's `send()` is ~0.9 µs of Python per call
+  (validation, routing, the batch columns, the future) plus ~0.3 µs of the writer
+  thread per record (encoding, LMDB), under one interpreter lock. The floor row
+  measures the bare minimum of a Python `send()` in the same run: it leaves ~0.15 µs
+  per record for everything mqlog does beyond it if `send` is to match tansu's rate,
+  less than the writer's share alone. The goal needs either a C extension or a
+  batched call (`send_batch` does 3.5M records/s in the side-by-side tables).
 - The produce rate is set by the client: confluent-kafka's `produce()` loop in Python
   (~1-1.5 µs per record here) shares the 2 cores with the server, and `flush()` returns
   within tens of milliseconds of the last `produce()`: the server keeps up.
