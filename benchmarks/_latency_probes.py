@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import bisect
 import os
-import threading
 import time
 from array import array
+from typing import Any
 
 import _systems  # noqa: F401  (puts the repository root on sys.path)
 
@@ -23,7 +23,7 @@ STAGES = (
     ("writer pickup", "`send()` -> the writer cycle that takes the record starts"),
     ("write", "cycle start -> committed and visible (encode, LMDB put and commit; "
               "with fsync=True the flush too)"),
-    ("consumer wake-up", "commit -> the consumer's wait on the broker's condition "
+    ("consumer wake-up", "commit -> the consumer's wait on its waiter "
                          "returns (0 when it was not waiting)"),
     ("fetch", "-> `poll()` returns the record (read, decode, and any wait for the "
               "interpreter lock or for the consumer to finish the previous batch)"),
@@ -35,12 +35,13 @@ class Probe:
 
     This reaches into private parts of one fresh broker, which are not API and may
     change: the writer's ``_write_batches`` (a writer cycle starts writing), the
-    broker's ``_notify_data`` (records become visible; the end offset then) and its
-    ``_data_cond`` (a consumer's wait returns). Only per-commit and per-wait events are
+    broker's ``_notify_data`` (records become visible; the end offset then) and the
+    consumer's waiter (its wait returns: ``on_wake``). Only per-commit and per-wait events are
     recorded, never per record; each array is appended to by one thread.
     """
 
-    def __init__(self, broker: mqlog.Broker, first_offset: int) -> None:
+    def __init__(self, broker: mqlog.Broker, consumer: mqlog.Consumer,
+                 first_offset: int) -> None:
         clock = time.perf_counter_ns
         self.first_offset = first_offset  # the offset of the first counted record
         self.cycles, self.commits, self.ends, self.wakes = (array("q") for _ in range(4))
@@ -53,21 +54,14 @@ class Probe:
             cycles.append(clock())
             write_batches(batches)
 
-        def traced_notify() -> None:
+        def traced_notify(partitions: Any = None) -> None:
             commits.append(clock())
             ends.append(plog.end_offset)
-            notify()
-
-        class TracedCondition(threading.Condition):
-            def wait(self, timeout: float | None = None) -> bool:
-                try:
-                    return super().wait(timeout)
-                finally:
-                    wakes.append(clock())
+            notify(partitions)
 
         writer._write_batches = traced_write
         broker._notify_data = traced_notify
-        broker._data_cond = TracedCondition(threading.Lock())
+        consumer._waiter.on_wake = lambda: wakes.append(clock())
 
     def split(self, sched: list[int], sent: list[int], received: list[int]
               ) -> dict[str, list[int]]:

@@ -164,7 +164,8 @@ def run_once(target: Target, rate: int, seconds: float, warmup: float = WARMUP_S
     pack, unpack = HEAD.pack, HEAD.unpack_from
     values = [pack(seq) + PAD for seq in range(n)]
     pipe: Pipe = target.open()
-    probe = Probe(pipe.broker, warm) if stages and isinstance(pipe, _MqlogPipe) else None
+    probe = Probe(pipe.broker, pipe.consumer, warm) \
+        if stages and isinstance(pipe, _MqlogPipe) else None
     clocks = ThreadClock() if probe is not None else None
     latency = array("q", bytes(8 * (n - warm)))
     bursts = array("q")  # per send call: the first record's seq, then the clock
@@ -392,7 +393,7 @@ def render_stages(results: Results, rates: list[int]) -> str:
     """Where mqlog's latency goes: per configuration and rate, a row per stage."""
     lines = ["### Where mqlog's latency goes (`--stages`)", "",
              "Each record's latency split at mqlog's hand-offs (timestamps from probes "
-             "on the broker's private writer and condition; medians over runs, ms). "
+             "on the broker's private writer and the consumer's waiter; medians over runs, ms). "
              "`share of slowest 1%`: for the records at or above the run's p99, the "
              "stage's part of their total latency.", ""]
     lines += [f"- {name}: {what}" for name, what in STAGES]
@@ -467,8 +468,8 @@ Where mqlog's latency goes (`--stages`, the threads' scheduler statistics from
   ~10 µs waking consumers, ~5 µs resolving futures. That is ~3.4 µs per record
   against ~0.5 µs when batches are full, which is what fills the CPUs.
 - Not the cause: `linger_ms` (0: the writer takes records at once, pickup p50
-  ~0.05-0.1 ms), `poll()` timeouts (consumers wait on the broker's condition and are
-  woken by each commit, wake-up p50 ~0.05-0.1 ms), the interpreter lock's switch
+  ~0.05-0.1 ms), `poll()` timeouts (a consumer waits on its waiter and is woken by
+  each commit to its partitions, wake-up p50 ~0.05-0.1 ms), the interpreter lock's switch
   interval (1 ms instead of 5 ms made no consistent difference).
 - Durable brokers add the disk's flush: fsync of a small commit takes ~0.2 ms at the
   median here but ~7 ms at p99 and up to ~20 ms. With `acks="all"` consumers see

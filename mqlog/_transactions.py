@@ -631,8 +631,8 @@ class TransactionCoordinator:
                 state.epoch = new_epoch
                 if bump:  # a new fence: an older reason (a timeout) no longer applies
                     state.fenced_reason = ""
-            if markers:
-                broker._notify_data()
+            if markers:  # the last stable offsets moved (read_committed readers)
+                broker._notify_data([plog for plog, _, _ in markers])
             return producer_id, new_epoch
 
         return prepare, apply

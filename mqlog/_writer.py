@@ -438,7 +438,7 @@ class LogWriter:
             plog.max_timestamp = ts
         for plog, end in ends.items():
             plog.end_offset = end
-        self._broker._notify_data()
+        self._broker._notify_data(ends)  # the partitions that got records
         if self.lose_acks:  # seam: the acknowledgement was lost; the producer retries
             self.lose_acks -= 1
             return self._commit_chunk(chunk, need_flush, retry=True)

@@ -1,13 +1,15 @@
 """The Broker: one LMDB store and everything shared on it.
 
 ``mqlog.open(path)`` returns a :class:`Broker`. It owns the store, the topic metadata,
-the single writer thread (group commit), the condition that wakes blocked consumers and
-the registry of its producers and consumers. Producers, consumers and the admin are
-thin handles on a broker; nothing else opens LMDB.
+the single writer thread (group commit), the wake-ups of blocked consumers (by
+partition, :mod:`mqlog._wakeups`) and the registry of its producers and consumers.
+Producers, consumers and the admin are thin handles on a broker; nothing else opens
+LMDB.
 
 Lock order (outermost first): ``LogWriter._cond`` -> ``Producer._lock``;
-``Broker._lock`` and ``Broker._data_cond`` are leaves: never held while waiting for the
-writer or calling user code.
+``Broker._lock`` and ``Broker._data_lock`` (shared by ``_data_cond`` and every
+waiter's condition) are leaves: never held while waiting for the writer or calling
+user code.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .cleaner import Cleaner, CleanerStats, delete_prefix
 from .group import GroupCoordinator, GroupState
 from .log import PartitionLog, TopicLog, fetch, load_partition
 from ._transactions import TransactionCoordinator
+from ._wakeups import Wakeups
 from .records import (
     ConsumerRecord,
     FrozenConfig,
@@ -163,10 +166,14 @@ class Broker:
         self._closed: str | None = None
         # Guards _topics, _topics_by_id, _groups, _handles and _version changes.
         self._lock = threading.RLock()
-        # Wakes consumers blocked in poll(); _data_seq counts commits that appended
-        # records (read under the condition to avoid lost wake-ups).
-        self._data_cond = threading.Condition(threading.Lock())
+        # Consumers blocked in poll() and parked wire Fetches wait on their own waiter,
+        # woken for the partitions they read (_wakeups). _data_cond wakes anyone
+        # waiting for any change (wait_for_messages); _data_seq counts the changes
+        # (read under the lock to avoid lost wake-ups).
+        self._data_lock = threading.Lock()
+        self._data_cond = threading.Condition(self._data_lock)
         self._data_seq = 0
+        self._wakeups = Wakeups(self._data_lock)
         self._topics: dict[str, TopicLog] = {}
         self._topics_by_id: dict[int, TopicLog] = {}
         self._groups: dict[str, int] = {}
@@ -264,10 +271,14 @@ class Broker:
                 f"broker {self.path!r} was opened with readonly=True: open it without "
                 "readonly to write (only one process may own it)")
 
-    def _notify_data(self) -> None:
-        with self._data_cond:
+    def _notify_data(self, partitions: Iterable[PartitionLog] | None = None) -> None:
+        """Wake threads waiting for records: those watching ``partitions`` (whose
+        records or offsets just changed), or every one (None: a broker-wide change, such
+        as a rebalance, a deleted topic or closing). Call after the change is visible."""
+        with self._data_lock:
             self._data_seq += 1
             self._data_cond.notify_all()
+            self._wakeups.notify(partitions)
 
     def _register(self, handle: Any) -> None:
         with self._lock:

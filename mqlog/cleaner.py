@@ -291,7 +291,7 @@ def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: li
         plog.log_start = max(plog.log_start, result[2])
         if plog.aborted:
             plog.prune_aborted(plog.log_start)
-        broker._notify_data()
+        broker._notify_data([plog])  # readers below the new log start must move
         return CleanerStats(batches_deleted=result[0], bytes_reclaimed=result[1])
 
     return broker._writer.run(prepare, apply)

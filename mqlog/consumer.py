@@ -4,8 +4,9 @@ A consumer keeps, per assigned partition, its *position*: the next offset it wil
 return (Kafka's convention; a committed offset is also "next to read"). ``poll()``
 reads from the positions in one short read transaction, decodes whole stored batches
 (remembering the last one per partition so small polls over a large batch decode it
-once) and, when nothing is there, waits on the broker's condition, which the writer
-notifies after every commit: no sleeping, no spinning.
+once) and, when nothing is there, waits on its own waiter (:mod:`mqlog._wakeups`),
+which the writer notifies after a commit appends to one of the partitions it reads:
+no sleeping, no spinning, and no wake-ups for other consumers' records.
 
 Partitions come from ``assign()`` (manual) or ``subscribe()`` (group management: the
 group protocol runs inside ``poll()``, see :mod:`mqlog._membership` and
@@ -18,6 +19,7 @@ import enum
 import logging
 import re
 import time
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -182,7 +184,11 @@ class Consumer:
         self._rotation = 0
         self._iter_buffer: deque[ConsumerRecord] = deque()
         self._pending_commits: list[tuple[Any, dict, Callable | None]] = []
-        self._wakeup = False  # set by wakeup() from any thread; read under _data_cond
+        self._wakeup = False  # set by wakeup() from any thread; read under the waiter
+        # Woken for records in the partitions this consumer reads, and for broker-wide
+        # events; forgotten at close, or when the consumer is dropped unclosed.
+        self._waiter = broker._wakeups.waiter()
+        self._forget_waiter = weakref.finalize(self, broker._wakeups.forget, self._waiter)
         self._closed: str | None = None
         self._membership: Membership | None = None
         self._read_committed = read_committed
@@ -475,6 +481,12 @@ class Consumer:
         if self._broker.readonly:
             self._broker._refresh_readonly()
 
+    def _watch(self, plogs: tuple) -> None:
+        """Be woken for records in ``plogs`` (the partitions a fetch reads)."""
+        waiter = self._waiter
+        if plogs != waiter.watched:
+            self._broker._wakeups.watch(waiter, plogs)
+
     def _fetch(self, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         broker = self._broker
         topics = broker._topics
@@ -482,12 +494,11 @@ class Consumer:
         n = len(tps)
         result: dict[TopicPartition, list[ConsumerRecord]] = {}
         if not n:
+            self._watch(())
             return result
         start = self._rotation % n
         self._rotation += 1
-        # Positions first, outside any read transaction (resolving one may read the
-        # committed offset in a transaction of its own).
-        work = []
+        readable = []
         for i in range(n):
             tp = tps[(start + i) % n]
             if tp in self._paused:
@@ -495,7 +506,14 @@ class Consumer:
             tlog = topics.get(tp[0])
             if tlog is None or tp[1] >= len(tlog.partitions):
                 continue  # topic deleted under us: nothing to read
-            plog = tlog.partitions[tp[1]]
+            readable.append((tp, tlog.partitions[tp[1]]))
+        # Watch before looking at the end offsets: records committed after this look
+        # wake the wait that follows an empty fetch.
+        self._watch(tuple(plog for _, plog in readable))
+        # Positions first, outside any read transaction (resolving one may read the
+        # committed offset in a transaction of its own).
+        work = []
+        for tp, plog in readable:
             pos = self._positions.get(tp)
             if pos is None or not plog.log_start <= pos <= plog.end_offset:
                 pos = self._resolve_position(tp, plog)
@@ -564,12 +582,12 @@ class Consumer:
         """Fetch, waiting up to ``timeout`` s; None when interrupted by ``wakeup()``."""
         self._housekeeping()
         broker = self._broker
-        cond = broker._data_cond
+        waiter = self._waiter
         deadline = _monotonic() + timeout
         readonly = broker.readonly
         membership = self._membership
         while True:
-            seq = broker._data_seq
+            seen = waiter.wakes  # before looking: a later commit changes it
             if readonly:
                 broker._refresh_readonly()
             if membership is not None:
@@ -577,14 +595,14 @@ class Consumer:
             result = self._fetch(max_records)
             if result:
                 return result
-            with cond:
+            with waiter:
                 if self._wakeup:
                     self._wakeup = False
                     return None
                 remaining = deadline - _monotonic()
                 if remaining <= 0:
                     return {}
-                if broker._data_seq == seq:
+                if waiter.wakes == seen:
                     # Another process may write a readonly store: nothing notifies us,
                     # so look again at a short interval (the one timed wait).
                     wait = min(remaining, 0.05) if readonly else remaining
@@ -594,7 +612,7 @@ class Consumer:
                         deadline_at = membership.deadline()
                         if deadline_at is not None:
                             wait = min(wait, max(deadline_at - _monotonic(), 0) + 0.001)
-                    cond.wait(wait)
+                    waiter.wait(seen, wait)
             self._check_open()
 
     def wakeup(self) -> None:
@@ -602,10 +620,10 @@ class Consumer:
 
         The interrupted call returns an empty result (iteration stops).
         """
-        cond = self._broker._data_cond
-        with cond:
+        waiter = self._waiter
+        with waiter:
             self._wakeup = True
-            cond.notify_all()
+        self._broker._wakeups.poke(waiter)
 
     def __iter__(self) -> Iterator[ConsumerRecord]:
         return self
@@ -784,6 +802,7 @@ class Consumer:
         finally:
             self._closed = "the consumer is closed: create a new one with broker.consumer()"
             self._broker._forget(self)
+            self._forget_waiter()
 
     @property
     def closed(self) -> bool:

@@ -1172,6 +1172,44 @@ def test_close_ends_parked_fetch_and_answers_it(served):
     raw.close()
 
 
+def test_parked_fetch_wakes_for_its_partition_and_forgets_its_watch(served):
+    """A long poll watches the partitions it asked for: records to another topic leave
+    it parked, records to its partition answer it, and its connection's watch goes
+    when the connection closes."""
+    broker, handle = served
+    broker.create_topic("park")
+    broker.create_topic("elsewhere")
+    raw = Raw(handle.address, timeout=TIMEOUT)
+    import datetime
+    from kio.schema.fetch.v12 import request as freq
+
+    fetch = freq.FetchRequest(
+        cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(seconds=30),
+        min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
+        topics=(freq.FetchTopic(topic="park", partitions=(freq.FetchPartition(
+            partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+            log_start_offset=-1, partition_max_bytes=1 << 20),)),),
+        forgotten_topics_data=(), rack_id="")
+    raw.correlation = 7
+    raw.send(raw.frame(fetch))
+    server = handle._server
+    assert server.wait_in_flight(1, TIMEOUT)
+    with broker.producer() as p:
+        for i in range(5):
+            p.send("elsewhere", b"%d" % i).get(TIMEOUT)
+        p.send("park", b"here").get(TIMEOUT)
+    cid, response = raw.parse(raw.recv(), 1, 12)
+    assert cid == 7
+    records = response.responses[0].partitions[0].records
+    assert records and b"here" in bytes(records)
+    assert server.wait_in_flight(0, TIMEOUT)
+    plog = broker._partition(mqlog.TopicPartition("park", 0))
+    assert broker._wakeups.watching(plog) == 1  # the connection's waiter, kept for reuse
+    raw.close()
+    assert server.wait_connections(0, TIMEOUT)
+    assert broker._wakeups.watching(plog) == 0
+
+
 def test_a_produce_still_waiting_at_shutdown_is_failed_not_left_behind(served):
     # A Produce whose batch the writer has not taken when the grace period ends: the
     # batch is failed (never written later) and the request's thread ends with

@@ -23,7 +23,7 @@ deadlock.
 
 Thread-safety: ``submit``, ``post``, ``unhold`` and ``set_paused`` are for the event loop
 thread; everything else runs in the worker thread. Locks: ``_cond`` is never held while
-calling into the core (``core.wakeup()`` takes the broker's data condition).
+calling into the core (``core.wakeup()`` takes the broker's data lock).
 """
 
 from __future__ import annotations

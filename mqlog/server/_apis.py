@@ -41,15 +41,16 @@ The server is *threaded*: one thread per connection reads a request, runs its ha
 and writes the response before reading the next, exactly as a Kafka broker processes
 one request per connection at a time (so responses are in order by construction). The
 broker underneath is thread-based (a writer thread, ``threading.Condition`` wake-ups,
-blocking futures), so handlers call it directly and may block: a Fetch waits on
-``broker._data_cond``, a JoinGroup waits for the rebalance. asyncio was rejected because
-every broker call would hop to an executor anyway, and long polls would need a
-thread-to-loop bridge for the condition; a blocked connection thread costs one idle
+blocking futures), so handlers call it directly and may block: a Fetch waits on its
+connection's waiter for records in the partitions it asked for
+(:meth:`ConnectionContext.data_waiter`), a JoinGroup waits for the rebalance. asyncio
+was rejected because every broker call would hop to an executor anyway, and long polls
+would need a thread-to-loop bridge for the condition; a blocked connection thread costs one idle
 thread, and Kafka clients open only a few connections each. Rules for handlers:
 
 * Bound every wait (the request's own timeout, e.g. ``max_wait_ms``,
-  ``rebalance_timeout_ms``) and use :meth:`ConnectionContext.wait` so a server shutdown
-  interrupts it (it returns early when ``ctx.stopping`` is set).
+  ``rebalance_timeout_ms``), and end it when ``ctx.stopping`` is set: at shutdown the
+  server sets it, then wakes every data waiter and the group coordinator's waiters.
 * Never hold a broker lock while waiting (STYLE.md rule 13).
 
 Errors
@@ -178,6 +179,7 @@ class ConnectionContext:
         self.client_id: str | None = None
         self.client_software: tuple[str, str] | None = None
         self._peer_gone = peer_gone
+        self._waiter: Any = None  # this connection's wait for records (long polls)
 
     def peer_gone(self) -> bool:
         """Whether the client closed or reset this connection (checked without
@@ -189,16 +191,22 @@ class ConnectionContext:
     def __repr__(self) -> str:
         return f"<ConnectionContext peer={self.peer} client_id={self.client_id!r}>"
 
-    def wait(self, cond: threading.Condition, predicate: Callable[[], bool],
-             timeout: float) -> bool:
-        """Wait on ``cond`` until ``predicate()`` is true, ``timeout`` seconds pass or
-        the server stops. The caller must hold ``cond``.
+    def data_waiter(self, partitions: tuple) -> Any:
+        """This connection's :class:`mqlog._wakeups.Waiter`, now watching
+        ``partitions`` (PartitionLogs): a long-polling Fetch is woken by records in
+        them, by broker-wide changes and by the server stopping."""
+        wakeups = self.broker._wakeups
+        if self._waiter is None:
+            self._waiter = wakeups.waiter()
+        if self._waiter.watched != partitions:
+            wakeups.watch(self._waiter, partitions)
+        return self._waiter
 
-        Returns:
-            The last value of ``predicate()``.
-        """
-        return cond.wait_for(lambda: predicate() or self.stopping.is_set(),
-                             timeout) and predicate()
+    def close(self) -> None:
+        """Release what the connection holds in the broker (its waiter). Idempotent."""
+        if self._waiter is not None:
+            self.broker._wakeups.forget(self._waiter)
+            self._waiter = None
 
 
 Handler = Callable[[ConnectionContext, Any, int], Any]

@@ -341,6 +341,18 @@ def produce(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
 
 # -- Fetch ---------------------------------------------------------------------------------
 
+def _requested_partitions(broker: Any, topics: Any) -> tuple:
+    """The PartitionLogs a Fetch asks for (unknown ones left out)."""
+    plogs = []
+    for ft in topics:
+        tlog = broker._topics.get(ft.topic)
+        if tlog is not None:
+            n = len(tlog.partitions)
+            plogs.extend(tlog.partitions[fp.partition] for fp in ft.partitions
+                         if 0 <= fp.partition < n)
+    return tuple(plogs)
+
+
 def _fetch_partition(ctx: ConnectionContext, txn: Any, topic: str, fp: Any,
                      read_committed: bool, budget: int,
                      first: bool, store: int) -> tuple[dict, int]:
@@ -451,10 +463,11 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
     min_bytes = max(request.min_bytes, 0)
     # Kafka's fetch.max.bytes: the server's cap wins over what the client asks for.
     max_bytes = min(request.max_bytes, ctx.config.fetch_max_bytes)
-    cond = broker._data_cond
     store = store_token(broker)
+    waiter = None
     while True:
-        seq = broker._data_seq
+        if waiter is not None:
+            seen = waiter.wakes  # before looking: a later commit changes it
         total = 0
         errors = False
         topics = []
@@ -473,8 +486,14 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
         if total >= min_bytes or errors or now >= deadline or ctx.stopping.is_set() \
                 or total >= max_bytes:
             break
-        with cond:
-            ctx.wait(cond, lambda s=seq: broker._data_seq != s, deadline - now)
+        if waiter is None:
+            # A long poll: watch the partitions asked for, then look again before
+            # waiting (records may have come since the look above).
+            waiter = ctx.data_waiter(_requested_partitions(broker, request.topics))
+            continue
+        with waiter:
+            if not ctx.stopping.is_set():
+                waiter.wait(seen, deadline - now)
     responses = []
     for name, parts in topics:
         built = []

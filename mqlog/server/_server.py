@@ -268,12 +268,12 @@ class KafkaServer:
             pass
         if self._acceptor is not None:
             self._acceptor.join(timeout)
-        # Long polls wait on the broker's data condition, held JoinGroups on the group
-        # coordinator's, reads on request memory: wake them so they see stopping.
-        cond = getattr(self.broker, "_data_cond", None)
-        if cond is not None:
-            with cond:
-                cond.notify_all()
+        # Long polls wait on their waiters (woken by a broker-wide notification), held
+        # JoinGroups on the group coordinator's condition, reads on request memory:
+        # wake them so they see stopping.
+        notify = getattr(self.broker, "_notify_data", None)
+        if notify is not None:
+            notify()
         coordinator = getattr(self.broker, "_coordinator", None)
         if coordinator is not None:
             coordinator.wake_waiters()
@@ -430,6 +430,7 @@ class KafkaServer:
             log.exception("connection from %s failed", conn.peer)
         finally:
             _close_quietly(sock)
+            conn.ctx.close()
             with self._activity:
                 self._conns.discard(conn)
                 self._activity.notify_all()
