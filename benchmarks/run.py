@@ -43,6 +43,8 @@ SCRIPTS = [
     ("growth.py", "Cost as the log grows (issue #9)", [],
      ["--sizes", "10000,100000,1000000", "--runs", "1", "--reopens", "3",
       "--seeks", "300", "--produce", "20000"], True),
+    ("wakeups.py", "Blocked consumers on other topics (issue #9)", [],
+     ["--sends", "1000", "--runs", "1"], False),
     # Quick: tansu without its group cases, whose join alone takes ~23 s of the budget.
     ("serve.py", "Kafka wire protocol (issue #8)", [], ["--records", "50000", "--runs", "1",
                                                         "--tansu-group-runs", "0"], True),

@@ -28,11 +28,12 @@ SCRIPTS = [
     ("retention.py", ["--rounds", "2", "--records", "200"]),
     ("transactions.py", ["--records", "1000", "--runs", "1"]),
     ("compare.py", ["--records", "400", "--runs", "1", "--budget", "0.05"]),
-    # --stages also exercises the probes on the broker's private writer and condition.
+    # --stages also exercises the probes on the broker's private writer and waiters.
     ("latency.py", ["--rates", "2000,20000", "--seconds", "0.1", "--warmup", "0.05",
                     "--runs", "1", "--stages"]),
     ("growth.py", ["--sizes", "2000,20000", "--seeks", "50", "--runs", "1", "--reopens",
                    "2", "--produce", "1000"]),
+    ("wakeups.py", ["--sends", "100", "--idle", "0,3", "--runs", "1"]),
 ]
 # Per script drawing charts: the files it must write (it may add more with the same
 # prefix), and a row every run must print. They get --charts <tmp_path>/img, as run.py
