@@ -182,6 +182,22 @@ class _Group:
         self.round_started = 0.0
 
 
+def _common_protocol(group_id: str, offers: list[tuple[Assignor, ...]]) -> Assignor:
+    """The first strategy of ``offers[0]`` that every offer lists.
+
+    Raises:
+        InconsistentGroupProtocolError: no strategy is common to all.
+    """
+    common = set.intersection(*({a.name for a in offer} for offer in offers))
+    for a in offers[0]:
+        if a.name in common:
+            return a
+    raise InconsistentGroupProtocolError(
+        f"the members of group {group_id!r} share no partition_assignment_strategy "
+        f"({', '.join(sorted({a.name for offer in offers for a in offer}))}): give "
+        "every consumer of the group at least one strategy in common")
+
+
 class GroupCoordinator:
     """The consumer groups of one broker (thread-safe; see the module docstring)."""
 
@@ -247,15 +263,7 @@ class GroupCoordinator:
     @staticmethod
     def _choose_protocol(g: _Group) -> Assignor:
         """The first strategy (in the oldest member's order) that every member lists."""
-        members = list(g.members.values())
-        common = set.intersection(*({a.name for a in m.assignors} for m in members))
-        for a in members[0].assignors:
-            if a.name in common:
-                return a
-        raise InconsistentGroupProtocolError(
-            f"the members of group {g.group_id!r} share no partition_assignment_strategy "
-            f"({', '.join(sorted({a.name for m in members for a in m.assignors}))}): give "
-            "every consumer of the group at least one strategy in common")
+        return _common_protocol(g.group_id, [m.assignors for m in g.members.values()])
 
     def _remove(self, g: _Group, m: Member, reason: str | None) -> None:
         g.members.pop(m.member_id, None)
@@ -342,6 +350,11 @@ class GroupCoordinator:
             if instance_id is not None:
                 for old in list(g.members.values()):
                     if old.instance_id == instance_id:
+                        # Refused before the takeover, so the old member keeps its slot
+                        # (Kafka checks a joining member's protocols first too).
+                        _common_protocol(group_id, [
+                            x.assignors for x in g.members.values() if x is not old
+                        ] + [assignors])
                         # Static membership: the newcomer inherits the slot and what it
                         # owns, without a rebalance; the old consumer is fenced.
                         m = Member(f"{instance_id}-{next(self._ids)}", instance_id,
@@ -357,7 +370,12 @@ class GroupCoordinator:
                         g.members[m.member_id] = m
                         if old.member_id in g.target:
                             g.target[m.member_id] = g.target.pop(old.member_id)
-                        if old.topics != topics or old.pattern != pattern:
+                        # A new subscription, or a group protocol the newcomer does
+                        # not offer (it came back with other assignors): a round, which
+                        # chooses the protocol again among what every member offers.
+                        if old.topics != topics or old.pattern != pattern or (
+                                g.protocol is not None and
+                                g.protocol.name not in {a.name for a in assignors}):
                             self._start_round(g)
                         return m
             m = Member(f"{client_id}-{next(self._ids)}", instance_id, client_id, topics,
@@ -389,11 +407,25 @@ class GroupCoordinator:
             self._remove(g, member, None)
 
     def resubscribe(self, group_id: str, member: Member, topics: frozenset[str],
-                    pattern: re.Pattern | None) -> None:
+                    pattern: re.Pattern | None,
+                    assignors: tuple[Assignor, ...] | None = None) -> None:
+        """Change a member's subscription (and assignors, when given) and start a
+        round.
+
+        Raises:
+            InconsistentGroupProtocolError: the new assignors share none with another
+                member (nothing changed).
+        """
         with self._lock:
-            member.topics, member.pattern = topics, pattern
             g = self._groups.get(group_id)
-            if g is not None and member.member_id in g.members:
+            live = g is not None and member.member_id in g.members
+            if assignors is not None and live:
+                _common_protocol(group_id, [x.assignors for x in g.members.values()
+                                            if x is not member] + [assignors])
+            member.topics, member.pattern = topics, pattern
+            if assignors is not None:
+                member.assignors = assignors
+            if live:
                 self._start_round(g)
 
     def metadata_changed(self) -> None:

@@ -265,6 +265,55 @@ def test_static_member_restart_keeps_assignment_without_rebalance(broker):
     assert len(log) == events  # the other member saw no rebalance at all
 
 
+def test_static_takeover_sharing_no_assignor_is_refused_before_it_happens(broker):
+    broker.create_topic("t", partitions=2)
+    other = member(broker, "t", partition_assignment_strategy=["range"])
+    static = member(broker, "t", group_instance_id="w1",
+                    partition_assignment_strategy=["range"])
+    settle(other, static)
+    before = static.assignment()
+    with pytest.raises(InconsistentGroupProtocolError, match="no partition_assignment"):
+        member(broker, "t", group_instance_id="w1",
+               partition_assignment_strategy=["roundrobin"])
+    settle(other, static)  # the old member was not fenced: it polls on, same partitions
+    assert static.assignment() == before
+    assert len(broker._coordinator.describe("g").members) == 2
+
+
+def test_static_takeover_with_other_assignors_chooses_the_protocol_again(broker):
+    broker.create_topic("t", partitions=2)
+    both = ["range", "roundrobin"]
+    other = member(broker, "t", partition_assignment_strategy=both)
+    static = member(broker, "t", group_instance_id="w1", partition_assignment_strategy=both)
+    settle(other, static)
+    assert broker._coordinator.describe("g").protocol == "range"
+    static.close()
+    again = member(broker, "t", group_instance_id="w1",
+                   partition_assignment_strategy=["roundrobin"])
+    settle(other, again)
+    # The newcomer does not offer range: a round chose roundrobin, which both offer.
+    assert broker._coordinator.describe("g").protocol == "roundrobin"
+    assert other.assignment() | again.assignment() == {TP("t", 0), TP("t", 1)}
+    assert not other.assignment() & again.assignment()
+
+
+def test_resubscribe_can_change_assignors_and_refuses_incompatible_ones(broker):
+    from mqlog.assignors import ASSIGNORS
+
+    broker.create_topic("t", partitions=2)
+    a = member(broker, "t", partition_assignment_strategy=["range", "roundrobin"])
+    b = member(broker, "t", partition_assignment_strategy=["range", "roundrobin"])
+    settle(a, b)
+    coord = broker._coordinator
+    mb = b._membership.member
+    with pytest.raises(InconsistentGroupProtocolError):
+        coord.resubscribe("g", mb, mb.topics, None, (ASSIGNORS["sticky"],))
+    assert [x.name for x in mb.assignors] == ["range", "roundrobin"]  # unchanged
+    coord.resubscribe("g", mb, mb.topics, None, (ASSIGNORS["roundrobin"],))
+    settle(a, b)
+    assert coord.describe("g").protocol == "roundrobin"
+
+
 def test_solo_subscription_without_group(broker):
     broker.create_topic("t", partitions=2)
     produce(broker, "t", 4, 2)

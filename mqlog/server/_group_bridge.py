@@ -64,7 +64,9 @@ coordinator's takeover); requests from the replaced member id get
 until its session times out, as with Kafka. One that comes back offering other
 assignors starts a round (the protocol is chosen again, so its answer never names one
 it does not know), and is refused with ``INCONSISTENT_GROUP_PROTOCOL``, before the
-takeover, when another member offers none of them.
+takeover, when another member offers none of them; the coordinator does both checks,
+so in-process static members get the same. A known member that rejoins offering other
+assignors has them changed, with the same check, and starts a round.
 
 The member table forgets members the coordinator removed when their group is touched
 again, and in a sweep of every group whenever the table has doubled, so clients that
@@ -377,9 +379,15 @@ class WireGroups:
             wm.session_timeout, wm.rebalance_timeout = session_timeout, rebalance_timeout
             wm.protocols = dict(protocols)
             coord.heartbeat(group_id, member)
-            if member.topics != topics or member.pattern is not None:
+            new_assignors = [a.name for a in assignors] != [a.name for a in member.assignors]
+            if member.topics != topics or member.pattern is not None or new_assignors:
                 self._release_revoked(wm)
-                coord.resubscribe(group_id, member, topics, None)
+                try:
+                    coord.resubscribe(group_id, member, topics, None,
+                                      assignors if new_assignors else None)
+                except InconsistentGroupProtocolError as exc:
+                    log.warning("%s", exc)
+                    raise Refused(ErrorCode.inconsistent_group_protocol) from None
             elif self._settled(group_id, member) and not coord.must_join(group_id, member):
                 # A known member rejoining a settled group with the same subscription
                 # (kafka-python does after a join whose answer came while no poll()
@@ -391,12 +399,7 @@ class WireGroups:
                 if revoked:
                     coord.release(group_id, member, revoked, True)
         else:
-            if instance_id is not None and not self._shares_a_protocol(
-                    group_id, instance_id, {a.name for a in assignors}):
-                # Refused before the takeover, so the member it would replace keeps its
-                # slot (Kafka checks a joining member's protocols first too).
-                raise Refused(ErrorCode.inconsistent_group_protocol)
-            try:
+            try:  # a static takeover is refused before it happens, as Kafka does
                 member = coord.join(
                     group_id, client_id=ctx.client_id or "consumer", topics=topics,
                     pattern=None, assignors=assignors, instance_id=instance_id,
@@ -405,13 +408,12 @@ class WireGroups:
                 log.warning("%s", exc)
                 raise Refused(ErrorCode.inconsistent_group_protocol) from None
             # After a static takeover the newcomer owns what the old member did and
-            # no round is needed: the wait below returns at once, and SyncGroup hands
-            # all of it to the new client.
+            # no round is needed (unless its subscription or assignors made the
+            # coordinator start one): the wait below returns at once, and SyncGroup
+            # hands all of it to the new client.
             wm = WireMember(member, group_id, session_timeout, rebalance_timeout,
                             dict(protocols), _host(ctx))
             self._add(wm)
-            if instance_id is not None:
-                self._check_protocol(wm, topics)
         log.debug("group %r: %s joins (owns %d)", group_id, wm.member.member_id,
                   len(wm.member.owned))
         try:
@@ -429,44 +431,6 @@ class WireGroups:
         log.debug("group %r: %s joined generation %d (%s)", group_id,
                   wm.member.member_id, generation, protocol)
         return wm, generation, protocol
-
-    def _shares_a_protocol(self, group_id: str, instance_id: str,
-                           offered: set[str]) -> bool:
-        """Whether every member of ``group_id`` but the static member ``instance_id``
-        (whose slot a join takes over) offers one of the ``offered`` assignors."""
-        coord = self._coord
-        for m in coord.describe(group_id).members:
-            member = coord.member(group_id, m.member_id)
-            if member is None or m.group_instance_id == instance_id:
-                continue
-            if not offered & {a.name for a in member.assignors}:
-                log.warning("group %r: static member %r offers %s, which member %s does "
-                            "not", group_id, instance_id, sorted(offered), m.member_id)
-                return False
-        return True
-
-    def _check_protocol(self, wm: WireMember, topics: frozenset[str]) -> None:
-        """After a static takeover: if the group's protocol is not one the new client
-        offers (it came back with other assignors, a rolling upgrade), start a round,
-        which chooses the protocol again among what every member offers; a client
-        must never be answered with a protocol it does not know.
-
-        Raises:
-            Refused: INCONSISTENT_GROUP_PROTOCOL when no protocol is common to every
-                member (a race with a join after :meth:`_shares_a_protocol`; the
-                newcomer is removed).
-        """
-        coord, gid = self._coord, wm.group_id
-        current = coord.describe(gid).protocol
-        if not current or current in wm.protocols:
-            return
-        try:
-            coord.resubscribe(gid, wm.member, topics, None)  # starts the round
-        except InconsistentGroupProtocolError as exc:
-            log.warning("%s", exc)
-            coord.evict(gid, wm.member.member_id, str(exc))
-            self._drop(gid, wm.member.member_id)
-            raise Refused(ErrorCode.inconsistent_group_protocol) from None
 
     def _settled(self, group_id: str, member: Member) -> bool:
         d = self._coord.describe(group_id)
