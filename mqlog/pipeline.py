@@ -22,6 +22,10 @@ again by the next run). ``SIGTERM``/``SIGINT`` (when ``run`` is in the main thre
 the loop at the next transaction boundary: the current transaction commits, the
 consumer leaves its group and ``run`` returns.
 
+A poll's outputs are produced by one ``send_batch`` call after ``transform`` ran on all
+of its inputs (in order within each sink partition, one CreateTime), which costs a
+fraction of a ``send`` per record.
+
 Thread-safety: ``run`` executes in one thread; ``stop`` and ``stats`` may be called from
 any thread (``stop`` also from a signal handler).
 """
@@ -325,19 +329,25 @@ class Pipeline:
         producer = self.producer
         if exactly_once:
             producer.begin_transaction()
-        n_out = 0
-        transform, send, sink = self._transform, producer.send, self.sink
+        transform = self._transform
+        values: list[Any] = []
+        keys: list[Any] = []
         try:
             for _tp, recs in batch.items():
                 for record in recs:
                     result = transform(record)
                     if type(result) is bytes:  # the common case: one value, same key
-                        send(sink, result, record.key)
-                        n_out += 1
+                        values.append(result)
+                        keys.append(record.key)
                     elif result is not None:
                         for key, value in self._outputs(record, result):
-                            send(sink, value, key)
-                            n_out += 1
+                            values.append(value)
+                            keys.append(key)
+            # One call for the poll's outputs: per partition in the order produced.
+            n_out = len(values)
+            if n_out:
+                producer.send_batch(self.sink, values, keys if any(
+                    k is not None for k in keys) else None)
             self._point("after_sends")
             if exactly_once:
                 producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
