@@ -636,6 +636,20 @@ class Broker:
 
         return self._writer.submit(prepare, self._adopt_groups, sync=sync)
 
+    def _pending_txn_offsets(self, group: str) -> set[TopicPartition]:
+        """Partitions of ``group`` whose offsets an open transaction of an in-process
+        producer staged (``send_offsets_to_transaction``) and has not yet committed or
+        aborted (KIP-447's unstable offsets; ``mqlog serve`` adds its wire clients')."""
+        with self._lock:
+            handles = list(self._handles)
+        out: set[TopicPartition] = set()
+        for handle in handles:
+            staged = getattr(handle, "_txn_offsets", None)  # producers only
+            entry = staged.get(group) if staged else None
+            if entry:
+                out.update(entry[0])  # replaced whole, never changed in place
+        return out
+
     def _offset_rows(self, offsets: dict[TopicPartition, OffsetAndMetadata | int]
                      ) -> dict[TopicPartition, tuple[int, int, bytes]]:
         """Validate offsets to commit; per partition its ``offsets`` row.

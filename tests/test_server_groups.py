@@ -1270,6 +1270,36 @@ def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server)
         w.close()
 
 
+def test_require_stable_sees_offsets_staged_by_an_in_process_transaction(broker, server):
+    """An in-process transactional producer (a Pipeline, say) staging offsets for a
+    group makes a wire client's require_stable fetch wait for its commit too."""
+    broker.create_topic("t", 2)
+    producer = broker.producer(transactional_id="local-eos")
+    producer.init_transactions()
+    w = Wire(server.bootstrap_servers)
+    try:
+        producer.begin_transaction()
+        producer.send("t", b"out", partition=1)
+        producer.send_offsets_to_transaction({mqlog.TopicPartition("t", 1): 7}, "eos-g")
+
+        def fetched(stable: bool) -> list:
+            fetch_cls = load_request_schema(9, 7)
+            FTopic = element(fetch_cls, "topics")
+            answer = w.call(fetch_cls(group_id="eos-g", require_stable=stable, topics=(
+                FTopic(name="t", partition_indexes=(0, 1)),)))
+            return [(p.committed_offset, p.error_code)
+                    for t in answer.topics for p in t.partitions]
+
+        assert fetched(True) == [(-1, ErrorCode.none),
+                                 (-1, ErrorCode.unstable_offset_commit)]
+        assert fetched(False) == [(-1, ErrorCode.none), (-1, ErrorCode.none)]
+        producer.commit_transaction()
+        assert fetched(True) == [(-1, ErrorCode.none), (7, ErrorCode.none)]
+    finally:
+        w.close()
+        producer.close()
+
+
 def test_wire_members_of_groups_nobody_returns_to_are_forgotten(broker, server):
     """A client that joins a group and vanishes (no LeaveGroup) left its entry, with its
     subscription blobs, in the bridge's member table until someone touched that group

@@ -285,8 +285,8 @@ def _fetched_topics(ctx: ConnectionContext, group: str, requested: Any,
     """
     broker = ctx.broker
     Partition = _nested(Topic, "partitions")
-    unstable = ctx.server.transactions().pending_offsets(group) \
-        if require_stable and group else set()
+    unstable = ctx.server.transactions().pending_offsets(group) | \
+        broker._pending_txn_offsets(group) if require_stable and group else set()
     committed = broker.group_offsets(group) if group else {}
     # (name or None for an unknown topic id, topic id for v10+ answers, partitions)
     wanted: list[tuple[str | None, Any, list[int]]] = []

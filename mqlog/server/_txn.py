@@ -15,7 +15,9 @@ markers and the offsets. The bridge:
 * TxnOffsetCommit validates and stages offsets (with the KIP-447 member check), which
   EndTxn(commit) stores atomically with the commit markers; EndTxn(abort) drops them.
   Until then an OffsetFetch with ``require_stable`` gets ``UNSTABLE_OFFSET_COMMIT`` for
-  those partitions (:meth:`TxnRegistry.pending_offsets`; KIP-447), as from Kafka.
+  those partitions (:meth:`TxnRegistry.pending_offsets`, and the broker's own
+  ``_pending_txn_offsets`` for in-process transactional producers; KIP-447), as from
+  Kafka.
 
 Staged offsets live in the server's memory (per transactional id), as Kafka's live in
 the coordinator until the commit: a server restart aborts the open transaction anyway.
