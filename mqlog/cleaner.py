@@ -181,6 +181,17 @@ class Cleaner:
             cleanable.append((base, raw))
         if not cleanable:
             return CleanerStats()
+        # Each producer's newest batch stays whole while its producer state may live: a
+        # sequence window rebuilt from the log (a wire producer after a restart) reads
+        # it, and without it the producer's next batch would look like a gap. Kafka keeps
+        # that batch too (emptied). Compaction is best-effort: its superseded records
+        # go in a later run, once the producer wrote again or its state expired.
+        state_cutoff = now - int(self._broker._txns.producer_id_expiration_s * 1000)
+        newest_of: dict[int, int] = {}
+        for base, raw in batches:
+            fields = _batch.header_fields(raw)
+            if fields[7] >= 0 and not fields[3] & _batch.ATTR_CONTROL:
+                newest_of[fields[7]] = base
         decoded = [_batch.decode(raw) for _, raw in cleanable]
         # Markers are kept; records of aborted transactions are dropped and never
         # supersede a committed record with the same key.
@@ -205,6 +216,11 @@ class Cleaner:
                     changes.append((base, None, len(raw), b.count,
                                     _aborted_range(plog, b.producer_id, base)))
                 continue
+            if b.producer_id >= 0 and newest_of.get(b.producer_id) == base and \
+                    b.max_timestamp >= state_cutoff:
+                if b.is_transactional:
+                    live[b.producer_id] = True
+                continue  # a producer's newest batch, left whole (see above)
             keep = []
             for i, off in enumerate(b.offsets):
                 if dropped:

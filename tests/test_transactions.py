@@ -311,19 +311,46 @@ def test_window_rebuilt_from_a_compacted_batch_keeps_its_sequence_span(broker):
     p.send("t", b"x", key=b"x", partition=0).get(10)
     assert p.send_batch("t", [b"a1", b"b1"], keys=[b"a", b"b"],
                         partition=0).get(10).offsets() == [(0, 1), (0, 2)]
+    # The producer's newest batch is never compacted while its state may live (see
+    # test_compaction_keeps_a_producers_newest_batch_for_its_window): write another.
+    p.send("t", b"z", key=b"z", partition=0).get(10)
     with broker.producer() as other:  # supersedes key b, the batch's last record
         other.send("t", b"b2", key=b"b", partition=0).get(10)
         other.send("t", b"c", key=b"c", partition=0).get(10)  # the newest stays whole
     assert broker.run_cleaner().records_removed == 1
     assert _expire_windows(broker) == 1
-    assert p.send("t", b"a2", key=b"a", partition=0).get(10).offset == 5  # not a gap
-    # A retry of the cleaned batch (sequences 1..2) resolves to its first offset.
+    assert p.send("t", b"a2", key=b"a", partition=0).get(10).offset == 6  # not a gap
+    # A retry of the cleaned batch (sequences 1..2) resolves to its first offset: the
+    # window rebuilt from the log reads the batch's whole sequence span.
     _expire_windows(broker)
     with broker._writer.paused():  # _next_seq belongs to the writer thread
         p._next_seq[broker._partition(TP("t", 0))] = 1
         retry = p.send_batch("t", [b"a1", b"b1"], keys=[b"a", b"b"], partition=0)
     assert retry.get(10).offsets() == [(0, 1), (0, 2)]
-    assert [r.value for r in broker.messages("t")] == [b"x", b"a1", b"b2", b"c", b"a2"]
+    assert [r.value for r in broker.messages("t")] == [
+        b"x", b"a1", b"z", b"b2", b"c", b"a2"]
+    broker._check()
+
+
+def test_compaction_keeps_a_producers_newest_batch_for_its_window(broker):
+    """Compaction leaves an idempotent producer's newest batch whole while its state
+    may live: removing it would make a window rebuilt from the log (a wire producer
+    after a restart) end at an older batch, and the producer's next batch would be
+    refused as a sequence gap."""
+    broker.create_topic("t", config={"cleanup.policy": "compact",
+                                     "min.compaction.lag.ms": 0})
+    p = broker.producer(enable_idempotence=True)
+    p.send("t", b"x", key=b"x", partition=0).get(10)  # sequence 0, survives
+    p.send("t", b"a1", key=b"a", partition=0).get(10)  # sequence 1, its newest batch
+    with broker.producer() as other:
+        other.send("t", b"a2", key=b"a", partition=0).get(10)  # supersedes a1
+        other.send("t", b"c", key=b"c", partition=0).get(10)
+    broker.run_cleaner()
+    assert [r.value for r in broker.messages("t")] == [b"x", b"a1", b"a2", b"c"]
+    assert _expire_windows(broker) == 1  # the window is rebuilt from the log next
+    assert p.send("t", b"y", key=b"y", partition=0).get(10).offset == 4  # not a gap
+    broker.run_cleaner()  # a1 is no longer p's newest batch: it goes now
+    assert [r.value for r in broker.messages("t")] == [b"x", b"a2", b"c", b"y"]
     broker._check()
 
 
@@ -1330,6 +1357,9 @@ def test_compaction_never_lets_an_aborted_record_supersede_a_committed_one(broke
     p.send("t", b"v2", key=b"k")
     p.send("t", None, key=b"gone")  # an aborted tombstone deletes nothing either
     p.abort_transaction()
+    p.begin_transaction()  # the producer's newest batch stays whole: not the aborted one
+    p.send("t", b"later", key=b"later")
+    p.commit_transaction()
     with broker.producer() as plain:
         plain.send("t", b"g1", key=b"gone").get(10)
         for i in range(3):  # later batches make the transactions' batches cleanable
@@ -1339,9 +1369,10 @@ def test_compaction_never_lets_an_aborted_record_supersede_a_committed_one(broke
     # The two aborted records and o0 (the newest batch, o2, is never compacted, so o1
     # survives this run).
     assert stats.records_removed == 3
-    assert markers(broker, "t") == before == [(1, "commit"), (4, "abort")]
+    assert markers(broker, "t") == before == [(1, "commit"), (4, "abort"), (6, "commit")]
     got = [(r.key, r.value) for r in available_records(reader(broker, TP("t", 0)))]
-    assert got == [(b"k", b"v1"), (b"gone", b"g1"), (b"other", b"o1"), (b"other", b"o2")]
+    assert got == [(b"k", b"v1"), (b"later", b"later"), (b"gone", b"g1"),
+                   (b"other", b"o1"), (b"other", b"o2")]
     assert [(r.key, r.value) for r in broker.messages("t")] == got
     broker._check()
 
@@ -1409,22 +1440,27 @@ def test_compaction_removes_markers_once_their_transactions_are_empty(data_dir):
         p.begin_transaction()
         p.send("t", b"v3", key=b"k")
         p.abort_transaction()
+        p.begin_transaction()  # the producer's newest batch, kept whole: not v3's
+        p.send("t", b"tail", key=b"tail")
+        p.commit_transaction()
         with broker.producer() as plain:
             for i in range(3):  # later batches make the transactions' ones cleanable
                 plain.send("t", b"o%d" % i, key=b"other%d" % i).get(10)
         plog = broker._partition(TP("t", 0))
-        assert markers(broker, "t") == [(1, "commit"), (3, "commit"), (5, "abort")]
+        all_markers = [(1, "commit"), (3, "commit"), (5, "abort"), (7, "commit")]
+        assert markers(broker, "t") == all_markers
         assert plog.aborted == {p._pid: [(4, 5)]}
 
         broker.run_cleaner()  # the markers are younger than delete.retention.ms
-        assert markers(broker, "t") == [(1, "commit"), (3, "commit"), (5, "abort")]
+        assert markers(broker, "t") == all_markers
         assert plog.aborted == {p._pid: [(4, 5)]}
 
         stats = broker._cleaner.run(now_ms=time.time_ns() // 1_000_000 + 2 * day)
-        assert markers(broker, "t") == [(3, "commit")]  # v2 is kept: so is its marker
+        # v2 and tail are kept: so are their markers.
+        assert markers(broker, "t") == [(3, "commit"), (7, "commit")]
         assert plog.aborted == {}
         assert stats.records_removed == 2  # the two markers (v1 and v3 went before)
-        values = [b"v2", b"o0", b"o1", b"o2"]
+        values = [b"v2", b"tail", b"o0", b"o1", b"o2"]
         assert available(reader(broker, TP("t", 0))) == values
         assert [r.value for r in broker.messages("t")] == values
         broker._check()
