@@ -21,6 +21,7 @@ A :class:`Waiter` is waited on by the one thread that owns it, and notified from
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -84,6 +85,10 @@ class Wakeups:
         self._lock = lock
         self._waiters: set[Waiter] = set()
         self._by_partition: dict[Any, set[Waiter]] = {}
+        # Waiters whose owner was garbage-collected: queued without the lock (the
+        # finaliser may run inside a collection on a thread that holds it), dropped
+        # at the next watch or notify.
+        self._dropped: deque[Waiter] = deque()
 
     def waiter(self) -> Waiter:
         """A new waiter, watching nothing yet (it still gets broker-wide events)."""
@@ -93,8 +98,12 @@ class Wakeups:
         return waiter
 
     def watch(self, waiter: Waiter, partitions: tuple) -> None:
-        """Make ``partitions`` (PartitionLog objects) the ones ``waiter`` is woken for."""
+        """Make ``partitions`` (PartitionLog objects) the ones ``waiter`` is woken for.
+        A forgotten waiter (its owner closed meanwhile) stays forgotten."""
         with self._lock:
+            self._drop_collected()
+            if waiter not in self._waiters:
+                return
             self._unwatch(waiter)
             by_partition = self._by_partition
             for plog in partitions:
@@ -105,8 +114,23 @@ class Wakeups:
             waiter.watched = partitions
 
     def forget(self, waiter: Waiter) -> None:
-        """Stop waking ``waiter`` (its owner closed). Idempotent."""
+        """Stop waking ``waiter`` (its owner closed), after one last wake-up: a thread
+        still waiting on it (a poll the close came from another thread for) must
+        return and see the close. Idempotent."""
         with self._lock:
+            waiter._notify()
+            self._unwatch(waiter)
+            self._waiters.discard(waiter)
+
+    def collected(self, waiter: Waiter) -> None:
+        """Forget ``waiter`` soon: its owner was garbage-collected. Lock-free (a
+        finaliser runs wherever a collection happens, maybe under the lock)."""
+        self._dropped.append(waiter)
+
+    def _drop_collected(self) -> None:  # lock held
+        dropped = self._dropped
+        while dropped:
+            waiter = dropped.popleft()
             self._unwatch(waiter)
             self._waiters.discard(waiter)
 
@@ -128,6 +152,8 @@ class Wakeups:
     def notify(self, partitions: Iterable[Any] | None) -> None:
         """Wake the waiters watching any of ``partitions``; None: every waiter.
         The caller holds the lock (the broker notifies under its data lock)."""
+        if self._dropped:
+            self._drop_collected()
         if partitions is None:
             for waiter in self._waiters:
                 waiter._notify()
@@ -142,4 +168,5 @@ class Wakeups:
     def watching(self, plog: Any) -> int:
         """How many waiters watch ``plog`` (for tests and stats)."""
         with self._lock:
+            self._drop_collected()
             return len(self._by_partition.get(plog, ()))

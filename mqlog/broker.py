@@ -174,6 +174,9 @@ class Broker:
         self._data_cond = threading.Condition(self._data_lock)
         self._data_seq = 0
         self._wakeups = Wakeups(self._data_lock)
+        # Aborted-index changes waiting for older reads to end (cleaner.py; writer
+        # thread only).
+        self._aborted_changes: list[tuple[int, Callable[[], None]]] = []
         self._topics: dict[str, TopicLog] = {}
         self._topics_by_id: dict[int, TopicLog] = {}
         self._groups: dict[str, int] = {}
@@ -369,6 +372,7 @@ class Broker:
                 self._topics_by_id[tid] = tlog
                 self._version += 1
             self._coordinator.metadata_changed()
+            self._notify_data()  # a poll waiting on a deleted topic of this name
             return tlog.info()
 
         return self._writer.run(prepare, apply, sync=True)
@@ -456,6 +460,7 @@ class Broker:
                     PartitionLog(name, tlog.topic_id, p) for p in range(current, total)]
                 self._version += 1
             self._coordinator.metadata_changed()
+            self._notify_data()  # polls assigned partitions that did not exist yet
             return tlog.info()
 
         return self._writer.run(prepare, apply, sync=True)

@@ -188,7 +188,7 @@ class Consumer:
         # Woken for records in the partitions this consumer reads, and for broker-wide
         # events; forgotten at close, or when the consumer is dropped unclosed.
         self._waiter = broker._wakeups.waiter()
-        self._forget_waiter = weakref.finalize(self, broker._wakeups.forget, self._waiter)
+        weakref.finalize(self, broker._wakeups.collected, self._waiter)
         self._closed: str | None = None
         self._membership: Membership | None = None
         self._read_committed = read_committed
@@ -496,11 +496,8 @@ class Consumer:
         if not n:
             self._watch(())
             return result
-        start = self._rotation % n
-        self._rotation += 1
-        readable = []
-        for i in range(n):
-            tp = tps[(start + i) % n]
+        readable = []  # in assignment order: the watch stays the same from poll to poll
+        for tp in tps:
             if tp in self._paused:
                 continue
             tlog = topics.get(tp[0])
@@ -511,9 +508,14 @@ class Consumer:
         # wake the wait that follows an empty fetch.
         self._watch(tuple(plog for _, plog in readable))
         # Positions first, outside any read transaction (resolving one may read the
-        # committed offset in a transaction of its own).
+        # committed offset in a transaction of its own). Each poll starts one partition
+        # further, so a full partition cannot starve the others.
         work = []
-        for tp, plog in readable:
+        m = len(readable)
+        start = self._rotation % m if m else 0
+        self._rotation += 1
+        for i in range(m):
+            tp, plog = readable[(start + i) % m]
             pos = self._positions.get(tp)
             if pos is None or not plog.log_start <= pos <= plog.end_offset:
                 pos = self._resolve_position(tp, plog)
@@ -802,7 +804,7 @@ class Consumer:
         finally:
             self._closed = "the consumer is closed: create a new one with broker.consumer()"
             self._broker._forget(self)
-            self._forget_waiter()
+            self._broker._wakeups.forget(self._waiter)  # wakes a poll in another thread
 
     @property
     def closed(self) -> bool:

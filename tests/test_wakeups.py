@@ -29,11 +29,14 @@ def test_waiters_are_notified_for_their_partitions_only():
     with lock:
         wakeups.notify(["p1"])
     assert a.wakes == 3 and wakeups.watching("p1") == 0 and wakeups.watching("p3") == 1
-    wakeups.forget(a)
+    wakeups.forget(a)  # one last wake-up: a thread still waiting sees its owner closed
+    assert a.wakes == 4
     wakeups.forget(a)  # idempotent
     with lock:
         wakeups.notify(None)
-    assert (a.wakes, b.wakes) == (3, 3) and wakeups.watching("p3") == 0
+    assert (a.wakes, b.wakes) == (5, 3) and wakeups.watching("p3") == 0
+    wakeups.watch(a, ("p3",))  # a forgotten waiter is not watched again
+    assert wakeups.watching("p3") == 0
 
 
 def test_a_notification_before_the_wait_is_not_lost():
@@ -158,3 +161,115 @@ def test_topic_deleted_and_recreated_is_watched_anew():
             p.send("t", b"again").get(TIMEOUT)
         assert [r.value for r in consumer.poll(timeout_ms=TIMEOUT)[TP("t", 0)]] == [b"again"]
         consumer.close()
+
+
+def _blocked_poll(consumer, timeout_s=TIMEOUT):
+    """Start a thread blocked in ``consumer.poll``; returns (thread, outcome list)."""
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(consumer.poll(timeout_ms=timeout_s * 1000))
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, outcome
+
+
+def test_closing_the_broker_wakes_a_blocked_poll():
+    broker = mqlog.open()
+    broker.create_topic("t")
+    consumer = broker.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP("t", 0)])
+    assert consumer.poll(timeout_ms=0) == {}
+    t, outcome = _blocked_poll(consumer)
+    broker.close()  # closes the consumer first, then wakes everyone
+    t.join(10)  # far below the poll's 30 s: the close woke it
+    assert not t.is_alive()
+    assert isinstance(outcome[0], mqlog.errors.ClosedError)
+
+
+def test_a_poll_on_a_deleted_then_recreated_topic_gets_the_new_records(broker):
+    broker.create_topic("t")
+    consumer = broker.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP("t", 0)])
+    assert consumer.poll(timeout_ms=0) == {}
+    t, outcome = _blocked_poll(consumer)
+    broker.delete_topic("t")
+    broker.create_topic("t")  # wakes the poll, which watches the new partition
+    with broker.producer() as p:
+        p.send("t", b"new").get(TIMEOUT)
+    t.join(10)
+    assert not t.is_alive()
+    assert [r.value for r in outcome[0][TP("t", 0)]] == [b"new"]
+    consumer.close()
+
+
+class _ReentryCheckingLock:
+    """A lock that records (and refuses, instead of deadlocking) an acquire by the
+    thread already holding it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._owner = None
+        self.reentered = False
+
+    def acquire(self, blocking=True, timeout=-1):
+        if self._owner == threading.get_ident():
+            self.reentered = True
+            raise RuntimeError("the lock was taken again by the thread holding it")
+        if self._lock.acquire(blocking, timeout):
+            self._owner = threading.get_ident()
+            return True
+        return False
+
+    def release(self):
+        self._owner = None
+        self._lock.release()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def test_a_consumer_collected_inside_a_collection_under_the_lock_does_not_deadlock(broker):
+    """The finaliser of a consumer dropped without close() never takes the data lock:
+    a collection can run on a thread that holds it (the writer notifying), and the
+    lock is not reentrant."""
+    import gc
+
+    broker.create_topic("t")
+    wakeups = broker._wakeups
+    checking = _ReentryCheckingLock()
+    real, wakeups._lock = wakeups._lock, checking
+    try:
+        def drop_cyclic_consumer():
+            consumer = broker.consumer(auto_offset_reset="earliest")
+            consumer.assign([TP("t", 0)])
+            consumer.poll(timeout_ms=0)
+            consumer.self_ref = consumer  # a cycle: only the cyclic collector frees it
+
+        drop_cyclic_consumer()
+        with checking:
+            gc.collect()
+        assert not checking.reentered
+    finally:
+        wakeups._lock = real
+    assert wakeups.watching(broker._partition(TP("t", 0))) == 0  # dropped at this look
+
+
+def test_a_multi_partition_consumer_watches_once_not_every_poll(broker):
+    broker.create_topic("t", partitions=4)
+    consumer = broker.consumer(auto_offset_reset="earliest")
+    consumer.assign([TP("t", p) for p in range(4)])
+    wakeups = broker._wakeups
+    calls = []
+    original = wakeups.watch
+    wakeups.watch = lambda waiter, plogs: (calls.append(plogs), original(waiter, plogs))
+    for _ in range(10):
+        consumer.poll(timeout_ms=0)
+    assert len(calls) == 1
+    consumer.close()

@@ -486,10 +486,11 @@ def fetch(ctx: ConnectionContext, request: Any, api_version: int) -> Any:
         if total >= min_bytes or errors or now >= deadline or ctx.stopping.is_set() \
                 or total >= max_bytes:
             break
-        if waiter is None:
-            # A long poll: watch the partitions asked for, then look again before
-            # waiting (records may have come since the look above).
-            waiter = ctx.data_waiter(_requested_partitions(broker, request.topics))
+        watched = _requested_partitions(broker, request.topics)
+        if waiter is None or waiter.watched != watched:
+            # A long poll (or its topics were re-created): watch the partitions asked
+            # for, then look again before waiting (records may have come since).
+            waiter = ctx.data_waiter(watched)
             continue
         with waiter:
             if not ctx.stopping.is_set():
