@@ -232,6 +232,9 @@ class _Reading:
         store = self._store
         try:
             self._txn.abort()
+        except lmdb.Error as abort_exc:
+            if exc is None:
+                raise _translate(abort_exc, store.path) from abort_exc
         finally:
             self._txn = None
             store._exit_reader()
@@ -477,6 +480,7 @@ class Store:
         self._gate_lock = threading.Lock()
         self._gate = threading.Condition(self._gate_lock)
         self._readers = 0
+        self._quiet_epoch = 0  # times the count of open reads fell to zero
         self._resizing = False
         self._local = threading.local()  # per thread: depth of open reads
         if readonly:
@@ -577,8 +581,10 @@ class Store:
                         f"the map of {self.path} was resized by its owner during a nested "
                         "read; retry the call") from None
                 self._exit_reader()
-                self._resize(0)
-                self._enter_reader()
+                try:
+                    self._resize(0)
+                finally:  # the caller leaves as a reader if this raises
+                    self._enter_reader()
                 return self._env.begin(buffers=buffers)
             except lmdb.ReadersFullError:
                 # Slots held by dead processes fill the table: clear them and retry.
@@ -602,8 +608,22 @@ class Store:
         self._local.depth -= 1
         with self._gate_lock:
             self._readers -= 1
-            if not self._readers and self._resizing:  # only a resize waits for zero
-                self._gate.notify_all()
+            if not self._readers:
+                self._quiet_epoch += 1
+                if self._resizing:  # only a resize waits for zero
+                    self._gate.notify_all()
+
+    def reader_token(self) -> int | None:
+        """A mark of the reads open in this process now: None when there are none,
+        else a token for :meth:`readers_done`. For memory that must outlive every
+        snapshot older than a commit (what a reader of that snapshot still consults)."""
+        with self._gate_lock:
+            return self._quiet_epoch if self._readers else None
+
+    def readers_done(self, token: int | None) -> bool:
+        """Whether every read that was open when ``token`` was taken has ended (the
+        count of open reads has been zero since)."""
+        return token is None or self._quiet_epoch != token
 
     def write(self, fn: Callable[[WriteTxn], T]) -> T:
         """Run ``fn`` in one write transaction and commit it.

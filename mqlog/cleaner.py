@@ -32,7 +32,7 @@ import logging
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
@@ -104,6 +104,7 @@ class Cleaner:
         now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         total = CleanerStats()
         with self._run_lock:
+            self._settle()
             for tlog in list(self._broker._topics.values()):
                 policy = tlog.config.get("cleanup.policy", "delete")
                 for plog in list(tlog.partitions):
@@ -118,7 +119,14 @@ class Cleaner:
                         total = total + attrs.evolve(stats, partitions_cleaned=1)
             # Transactional ids unused for transactional.id.expiration (7 days) go too.
             self._broker._txns.expire_ids(now)
+            self._settle()
         return total
+
+    def _settle(self) -> None:
+        """Apply aborted-index changes that waited for reads to end (a writer job)."""
+        if self._broker._aborted_changes:
+            self._broker._writer.run(lambda txn: None,
+                                     lambda _: settle_aborted(self._broker))
 
     # -- retention ----------------------------------------------------------------------
 
@@ -275,6 +283,38 @@ def _aborted_range(plog: PartitionLog, producer_id: int, marker: int
     return None
 
 
+def change_aborted_index(broker: Broker, change: Callable[[], None]) -> None:
+    """Run ``change`` (forgetting aborted transactions whose records a commit just
+    deleted) once no read open now is left (writer thread).
+
+    A read transaction's snapshot may still hold the deleted records, and it
+    judges them by the in-memory aborted index: dropping their entry while such a
+    read runs would show a read_committed reader the aborted records. Changes
+    wait in ``broker._aborted_changes`` and are applied by :func:`settle_aborted`.
+    """
+    token = broker._store.reader_token()
+    if token is None:
+        change()
+    else:
+        broker._aborted_changes.append((token, change))
+
+
+def settle_aborted(broker: Broker) -> None:
+    """Apply the waiting aborted-index changes whose reads have all ended (writer
+    thread)."""
+    pending = broker._aborted_changes
+    if not pending:
+        return
+    store = broker._store
+    waiting = []
+    for token, change in pending:
+        if store.readers_done(token):
+            change()
+        else:
+            waiting.append((token, change))
+    pending[:] = waiting
+
+
 def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: list,
                   new_start: int, index_below: int) -> CleanerStats:
     """A writer job: delete the ``doomed`` (base, size) batches and move the log
@@ -306,7 +346,8 @@ def delete_prefix(broker: Broker, tlog: TopicLog, plog: PartitionLog, doomed: li
             return CleanerStats()
         plog.log_start = max(plog.log_start, result[2])
         if plog.aborted:
-            plog.prune_aborted(plog.log_start)
+            start = plog.log_start
+            change_aborted_index(broker, lambda: plog.prune_aborted(start))
         broker._notify_data([plog])  # readers below the new log start must move
         return CleanerStats(batches_deleted=result[0], bytes_reclaimed=result[1])
 
@@ -349,7 +390,8 @@ def rewrite_batches(broker: Broker, tlog: TopicLog, plog: PartitionLog,
     def apply(result: tuple[CleanerStats, list]) -> CleanerStats:
         stats, forgotten = result
         for producer_id, first, marker in forgotten:
-            plog.forget_aborted(producer_id, first, marker)
+            change_aborted_index(broker, lambda r=(producer_id, first, marker):
+                                 plog.forget_aborted(*r))
         return stats
 
     return broker._writer.run(prepare, apply)

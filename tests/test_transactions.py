@@ -1470,6 +1470,37 @@ def test_compaction_removes_markers_once_their_transactions_are_empty(data_dir):
         broker._check()
 
 
+def test_the_aborted_index_outlives_reads_older_than_the_compaction(broker):
+    """A read whose snapshot still holds an aborted transaction's records (compaction
+    deleted them after it began) judges them by the in-memory aborted index: the
+    entry must stay until that read ends, or read_committed would return them."""
+    from mqlog.log import fetch
+
+    broker.create_topic("t", config=COMPACT)
+    p = txn_producer(broker)
+    p.begin_transaction()
+    p.send("t", b"ABORTED", key=b"k")
+    p.abort_transaction()
+    p.begin_transaction()
+    p.send("t", b"tail", key=b"tail")  # the producer's newest batch
+    p.commit_transaction()
+    with broker.producer() as plain:
+        for i in range(3):
+            plain.send("t", b"o%d" % i, key=b"o%d" % i).get(10)
+    plog = broker._partition(TP("t", 0))
+    later = time.time_ns() // 1_000_000 + 2 * 86_400_000
+    with broker._store.read() as txn:  # begun before the compaction
+        broker._cleaner.run(now_ms=later)
+        assert markers(broker, "t") == [(3, "commit")]  # the abort marker went
+        assert plog.aborted == {p._pid: [(0, 1)]}  # kept for the read still open
+        recs, _, _ = fetch(txn, plog, 0, 100, None, True)
+        assert b"ABORTED" not in [r.value for r in recs]
+    broker._cleaner.run(now_ms=later)  # no older read is left: the entry goes
+    assert plog.aborted == {}
+    assert available(reader(broker, TP("t", 0))) == [b"tail", b"o0", b"o1", b"o2"]
+    broker._check()
+
+
 def test_compaction_keeps_the_marker_of_a_transaction_with_records_in_other_batches(
         broker):
     broker.create_topic("t", config=COMPACT)
