@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import batch as _batch
@@ -199,8 +200,10 @@ class ProducerBatch:
         self.producer._release(self)
         callbacks = self.callbacks
         if callbacks and self.acks:
-            for i, fn, is_errback in callbacks:
-                _run_callback(fn, is_errback, self.error, lambda i=i: self.metadata(i))
+            error = self.error
+            self.producer._writer.run_callbacks([
+                partial(_run_callback, fn, is_errback, error, partial(self.metadata, i))
+                for i, fn, is_errback in callbacks])
         if self.error is not None and not self.acks:
             log.error("record(s) for %s[%d] sent with acks=0 were not written: %s",
                       self.topic, self.partition, self.error)
@@ -265,6 +268,10 @@ class FutureRecordMetadata(_FutureBase, tuple):
         being killed); with ``acks="all"`` also flushed to disk. With ``acks=0`` this
         returns at once with ``offset=-1``.
 
+        Cost: when the writer thread is idle, a thread other than the main thread
+        writes the record itself instead of waking the writer and being woken (about
+        3x the waited sends per second); callbacks still run on the writer thread.
+
         Raises:
             KafkaTimeoutError: not written within ``timeout`` seconds.
             MqlogError: the write failed (e.g. ``UnknownTopicOrPartitionError``,
@@ -273,6 +280,8 @@ class FutureRecordMetadata(_FutureBase, tuple):
         b = self._batch
         if b.acks and not b.event.is_set():
             _refuse_get_in_callback(b.producer, "future.get()", "a record")
+            if b.sealed or not b.producer._linger:  # ready: write it here if idle
+                b.producer._writer.lead()
         if b.acks and not b.event.wait(timeout):
             raise KafkaTimeoutError(
                 f"record for {b.topic}[{b.partition}] not written within {timeout} s")
@@ -349,8 +358,10 @@ class FutureBatchMetadata(_FutureBase):
             callbacks = self._callbacks
             self._callbacks = []
             self._event.set()
-        for fn, is_errback in callbacks:
-            _run_callback(fn, is_errback, self._error, lambda: self._result)
+        if callbacks:
+            batch.producer._writer.run_callbacks([
+                partial(_run_callback, fn, is_errback, self._error, lambda: self._result)
+                for fn, is_errback in callbacks])
 
     @property
     def is_done(self) -> bool:
@@ -364,6 +375,7 @@ class FutureBatchMetadata(_FutureBase):
         """Wait until every record is written; see :meth:`FutureRecordMetadata.get`."""
         if not self._event.is_set() and self._batches:
             _refuse_get_in_callback(self._batches[0].producer, "get()", "a send_batch")
+            self._batches[0].producer._writer.lead()  # its batches are ready
         if not self._event.wait(timeout):
             raise KafkaTimeoutError(
                 f"send_batch to {self._topic!r} not written within {timeout} s")

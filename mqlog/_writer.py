@@ -12,11 +12,22 @@ write them in one transaction, flush if any asked for ``acks="all"`` (or the bro
 syncs every commit), advance the partitions' end offsets, wake consumers, and resolve
 the producers' futures.
 
-Thread-safety: :meth:`LogWriter.submit`, :meth:`run` and :meth:`wake` may be called
-from any thread. Lock order: ``LogWriter._cond`` before a producer's ``_lock`` (the
-writer asks producers whether work is ready while holding ``_cond``), so producers call
-:meth:`wake` only after releasing their lock. Futures are resolved and callbacks run
-with no writer lock held.
+A thread waiting for its own record may run the producer part of a cycle itself
+(:meth:`LogWriter.lead`) when the writer thread is idle: a ``send(...).get()`` then
+costs no thread hand-off (the writer thread would be woken, and wake the caller).
+Never the main thread: a signal handler (Ctrl-C's ``KeyboardInterrupt``) can raise
+there between any two bytecodes, and a cycle cut short would strand the batches it
+took; blocking signals in that thread does not help, as CPython runs handlers in the
+main thread whichever thread the signal reached.
+Cycles never overlap: the writer thread and a leading caller take turns under
+``_cond``. Jobs and transaction timeouts stay with the writer thread, and producer
+callbacks always run on it: a leading caller queues them for the writer thread.
+
+Thread-safety: :meth:`LogWriter.submit`, :meth:`run`, :meth:`wake` and :meth:`lead` may
+be called from any thread. Lock order: ``LogWriter._cond`` before a producer's ``_lock``
+(the writer asks producers whether work is ready while holding ``_cond``), so producers
+call :meth:`wake` only after releasing their lock. Futures are resolved and callbacks
+run with no writer lock held.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ log = logging.getLogger("mqlog.writer")
 # Producer batches per write transaction, in encoded bytes: bounds LMDB's dirty pages
 # (private memory until commit) while keeping commits few (~4 µs each without fsync).
 TXN_BYTES = 4 << 20
+_MAIN_THREAD_ID = threading.main_thread().ident
 
 
 class Job:
@@ -101,6 +113,12 @@ class LogWriter:
         self._producers: list[Any] = []
         self._stopping = False
         self._idle = False
+        # The thread id of a caller running a cycle (lead()); None: none is.
+        self._leader: int | None = None
+        # Producer callbacks a leading caller left for the writer thread to run.
+        self._deferred: deque[Callable[[], None]] = deque()
+        # The writer thread waits for a leader to finish (it must then be notified).
+        self._after_leader = False
         # Test seams (STYLE 23): faults through seams, not patches.
         self._paused = False  # set by paused(): no cycle starts while it holds (_cond)
         self.fail_next_commit: BaseException | None = None  # raised by the next commit
@@ -125,9 +143,55 @@ class LogWriter:
 
     def wake(self) -> None:
         """Tell an idle writer there is work. Cheap when the writer is busy."""
-        if self._idle:
+        if self._idle and self._leader is None:  # a leader notifies when it is done
             with self._cond:
                 self._cond.notify_all()
+
+    def lead(self) -> None:
+        """Write the producers' ready batches in the calling thread, if the writer
+        thread is idle; return at once otherwise (the writer thread has the work).
+
+        For a caller about to wait for its own record (``future.get()``, ``flush()``):
+        it saves the two thread hand-offs of waking the writer and being woken. Only
+        producer batches are written here; callbacks are queued for the writer thread,
+        which also keeps jobs and transaction timeouts. The main thread never leads
+        (see the module docstring): it waits for the writer thread as before.
+        """
+        me = threading.get_ident()
+        if me == self._thread.ident or me == _MAIN_THREAD_ID:
+            return
+        with self._cond:
+            if not self._idle or self._leader is not None or self._paused or \
+                    self._stopping or self._jobs:
+                return
+            self._leader = me
+            producers = list(self._producers)
+        try:
+            batches = []
+            for p in producers:
+                batches.extend(p._drain())
+            if batches:
+                self._write_batches(batches)
+        except Exception:  # pragma: no cover - a bug; the writer thread carries on
+            log.exception("mqlog writer cycle (run by a waiting caller) failed")
+        finally:
+            with self._cond:
+                self._leader = None
+                if self._after_leader or self._deferred or self._paused:
+                    # The writer thread waits for this cycle to end, or has callbacks
+                    # to run; paused() may wait for it too.
+                    self._after_leader = False
+                    self._cond.notify_all()
+
+    def run_callbacks(self, calls: list[Callable[[], None]]) -> None:
+        """Run producer callbacks on the writer thread: now when called there (or by
+        no leader), else queued for it (a caller leading a cycle)."""
+        if self._leader == threading.get_ident():
+            with self._cond:
+                self._deferred.extend(calls)
+            return
+        for call in calls:
+            call()
 
     def add_producer(self, producer: Any) -> None:
         with self._cond:
@@ -176,7 +240,8 @@ class LogWriter:
         """
         with self._cond:
             self._paused = True
-            while not self._idle:  # let a cycle in progress finish first
+            # Let a cycle in progress finish first (the writer thread's or a leader's).
+            while not self._idle or self._leader is not None:
                 self._cond.wait()
         try:
             yield
@@ -218,9 +283,10 @@ class LogWriter:
                     # Idle before looking for work: a producer that appends after the
                     # look sees _idle and notifies (no lost wake-up).
                     self._idle = True
-                    if self._paused:
+                    if self._paused or self._leader is not None:
                         self._cond.notify_all()  # paused() waits for the writer to idle
-                        self._cond.wait()
+                        self._after_leader = self._leader is not None
+                        self._cond.wait()  # a leader notifies when its cycle is done
                         continue
                     producers = list(self._producers)
                     timeout = self._ready_in(producers)
@@ -228,7 +294,7 @@ class LogWriter:
                     if expiry is not None:
                         until = max(0.0, expiry - time.monotonic())
                         timeout = until if timeout is None else min(timeout, until)
-                    if self._jobs or timeout == 0 or self._stopping:
+                    if self._jobs or timeout == 0 or self._stopping or self._deferred:
                         self._idle = False
                         break
                     self._cond.wait(timeout)
@@ -249,7 +315,10 @@ class LogWriter:
 
     def _cycle(self, jobs: list[Job], producers: list[Any], stopping: bool,
                expiry: float | None) -> None:
-        """One round of the writer: jobs, then every ready batch, then timeouts."""
+        """One round of the writer: callbacks a leader left, jobs, then every ready
+        batch, then timeouts."""
+        while self._deferred:  # in order, before any later batch's callbacks
+            self._deferred.popleft()()
         if jobs:
             self._run_jobs(jobs)
         batches = []

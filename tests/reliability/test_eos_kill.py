@@ -316,8 +316,11 @@ def run_scenario(tmp_path, scenario, long_run, per_key=None):
             # on a fast machine, or a point past the work left): add inputs and run the
             # same mode again, so every planned kill happens.
             top_ups += 1
-            assert top_ups <= len(modes), f"seed {seed}: rounds keep finishing early"
-            inputs = fill(path, max(1, per_key // 2), first_seq=per_key * (1 + rnd))
+            assert top_ups <= 2 * len(modes), f"seed {seed}: rounds keep finishing early"
+            # Enough for a point-mode round (at most 4 passes of 12 records) to reach
+            # its kill: 5 per key is 120 inputs.
+            more = max(5, per_key // 2)
+            inputs = fill(path, more, first_seq=(per_key + more) * (1 + rnd))
             continue
         if finished or mode is None:
             break
