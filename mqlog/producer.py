@@ -395,7 +395,8 @@ class Producer:
             KafkaTimeoutError: the buffer stayed full for ``max_block_ms``.
             ClosedError: the producer or broker is closed.
 
-        Cost: ~1 µs; no I/O (the writer thread commits). Durability: see ``acks``.
+        Cost: ~1 µs; no I/O (the writer thread commits; a thread waiting on the future
+        may commit for it, see ``FutureRecordMetadata.get``). Durability: see ``acks``.
         """
         if self._closed:
             raise ClosedError(self._closed)
