@@ -239,15 +239,20 @@ _new_tuple = tuple.__new__
 def floor_send(n: int) -> float:
     """Seconds for :class:`_FloorProducer` to take ``n`` records of VALUE_SIZE bytes."""
     producer = _FloorProducer()
+    elapsed = _time_sends(producer.send, n, lambda: None)
+    assert len(producer._values) == n
+    return elapsed
+
+
+def _time_sends(send: Callable[..., Any], n: int, flush: Callable[[], None]) -> float:
+    """Seconds to call ``send("bench", value)`` ``n`` times, then ``flush()``."""
     value = os.urandom(VALUE_SIZE)
-    send = producer.send
     gc.collect()
     start = time.perf_counter()
     for _ in range(n):
         send("bench", value)
-    elapsed = time.perf_counter() - start
-    assert len(producer._values) == n
-    return elapsed
+    flush()
+    return time.perf_counter() - start
 
 
 def inprocess_send(n: int, acks: str) -> float:
@@ -260,14 +265,7 @@ def inprocess_send(n: int, acks: str) -> float:
         with mqlog.open(path, cleaner_interval_ms=None) as broker:
             broker.create_topic("bench", partitions=PARTITIONS)
             producer = broker.producer(acks=1 if acks == "1" else acks)
-            value = os.urandom(VALUE_SIZE)
-            send = producer.send
-            gc.collect()
-            start = time.perf_counter()
-            for _ in range(n):
-                send("bench", value)
-            producer.flush()
-            elapsed = time.perf_counter() - start
+            elapsed = _time_sends(producer.send, n, producer.flush)
             producer.close()
             return elapsed
     finally:

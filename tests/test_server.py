@@ -1146,20 +1146,26 @@ def test_restart_keeps_topics_and_data(data_dir):
         broker.close()
 
 
+def long_poll_fetch(topic):
+    """A Fetch v12 of ``topic``[0] from offset 0 that waits up to 30 s for a byte."""
+    import datetime
+
+    from kio.schema.fetch.v12 import request as freq
+
+    return freq.FetchRequest(
+        cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(seconds=30),
+        min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
+        topics=(freq.FetchTopic(topic=topic, partitions=(freq.FetchPartition(
+            partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
+            log_start_offset=-1, partition_max_bytes=1 << 20),)),),
+        forgotten_topics_data=(), rack_id="")
+
+
 def test_close_ends_parked_fetch_and_answers_it(served):
     broker, handle = served
     broker.create_topic("park")
     raw = Raw(handle.address, timeout=TIMEOUT)
-    import datetime
-    from kio.schema.fetch.v12 import request as freq
-
-    fetch = freq.FetchRequest(
-        cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(seconds=30),
-        min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
-        topics=(freq.FetchTopic(topic="park", partitions=(freq.FetchPartition(
-            partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
-            log_start_offset=-1, partition_max_bytes=1 << 20),)),),
-        forgotten_topics_data=(), rack_id="")
+    fetch = long_poll_fetch("park")
     raw.correlation = 5
     raw.send(raw.frame(fetch))
     assert handle._server.wait_in_flight(1, TIMEOUT)  # the fetch is parked
@@ -1180,16 +1186,7 @@ def test_parked_fetch_wakes_for_its_partition_and_forgets_its_watch(served):
     broker.create_topic("park")
     broker.create_topic("elsewhere")
     raw = Raw(handle.address, timeout=TIMEOUT)
-    import datetime
-    from kio.schema.fetch.v12 import request as freq
-
-    fetch = freq.FetchRequest(
-        cluster_id=None, replica_id=-1, max_wait=datetime.timedelta(seconds=30),
-        min_bytes=1, max_bytes=1 << 20, isolation_level=0, session_id=0, session_epoch=-1,
-        topics=(freq.FetchTopic(topic="park", partitions=(freq.FetchPartition(
-            partition=0, current_leader_epoch=-1, fetch_offset=0, last_fetched_epoch=-1,
-            log_start_offset=-1, partition_max_bytes=1 << 20),)),),
-        forgotten_topics_data=(), rack_id="")
+    fetch = long_poll_fetch("park")
     raw.correlation = 7
     raw.send(raw.frame(fetch))
     server = handle._server

@@ -1244,6 +1244,15 @@ def stage_txn_offset(w: Wire, txn_id: str, group: str, tp: tuple[str, int],
     return ids
 
 
+def offsets_of_t(w, group: str, stable: bool) -> list:
+    """OffsetFetch v7 of ``group`` for t[0] and t[1]: (committed offset, error code)."""
+    fetch_cls = load_request_schema(9, 7)
+    FTopic = element(fetch_cls, "topics")
+    answer = w.call(fetch_cls(group_id=group, require_stable=stable, topics=(
+        FTopic(name="t", partition_indexes=(0, 1)),)))
+    return [(p.committed_offset, p.error_code) for t in answer.topics for p in t.partitions]
+
+
 def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server):
     """KIP-447: offsets a transaction staged but has not ended are answered
     UNSTABLE_OFFSET_COMMIT to a fetch with require_stable (the client retries), and
@@ -1254,12 +1263,7 @@ def test_offset_fetch_require_stable_waits_for_open_transactions(broker, server)
         ids = stage_txn_offset(w, "eos", "eos-g", ("t", 0), 5)
 
         def fetched(stable: bool) -> list:
-            fetch_cls = load_request_schema(9, 7)
-            FTopic = element(fetch_cls, "topics")
-            answer = w.call(fetch_cls(group_id="eos-g", require_stable=stable, topics=(
-                FTopic(name="t", partition_indexes=(0, 1)),)))
-            return [(p.committed_offset, p.error_code)
-                    for t in answer.topics for p in t.partitions]
+            return offsets_of_t(w, "eos-g", stable)
 
         assert fetched(True) == [(-1, ErrorCode.unstable_offset_commit),
                                  (-1, ErrorCode.none)]
@@ -1283,12 +1287,7 @@ def test_require_stable_sees_offsets_staged_by_an_in_process_transaction(broker,
         producer.send_offsets_to_transaction({mqlog.TopicPartition("t", 1): 7}, "eos-g")
 
         def fetched(stable: bool) -> list:
-            fetch_cls = load_request_schema(9, 7)
-            FTopic = element(fetch_cls, "topics")
-            answer = w.call(fetch_cls(group_id="eos-g", require_stable=stable, topics=(
-                FTopic(name="t", partition_indexes=(0, 1)),)))
-            return [(p.committed_offset, p.error_code)
-                    for t in answer.topics for p in t.partitions]
+            return offsets_of_t(w, "eos-g", stable)
 
         assert fetched(True) == [(-1, ErrorCode.none),
                                  (-1, ErrorCode.unstable_offset_commit)]
