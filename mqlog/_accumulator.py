@@ -281,7 +281,7 @@ class FutureRecordMetadata(_FutureBase, tuple):
         if b.acks and not b.event.is_set():
             _refuse_get_in_callback(b.producer, "future.get()", "a record")
             if b.sealed or not b.producer._linger:  # ready: write it here if idle
-                b.producer._writer.lead()
+                b.producer._writer.lead(timeout)
         if b.acks and not b.event.wait(timeout):
             raise KafkaTimeoutError(
                 f"record for {b.topic}[{b.partition}] not written within {timeout} s")
@@ -291,10 +291,14 @@ class FutureRecordMetadata(_FutureBase, tuple):
 
     def _add(self, fn: Callable[[Any], Any], is_errback: bool) -> None:
         b = self._batch
-        if not b.acks or b.event.is_set():
-            # acks=0: resolved at once, and write errors are not reported to it.
-            _run_callback(fn, is_errback, b.error if b.acks else None,
-                          lambda: b.metadata(self._index))
+        if not b.acks:  # resolved at once, and write errors are not reported to it
+            _run_callback(fn, is_errback, None, partial(b.metadata, self._index))
+            return
+        if b.event.is_set():
+            call = partial(_run_callback, fn, is_errback, b.error,
+                           partial(b.metadata, self._index))
+            if not b.producer._writer.queue_after_callbacks(call):
+                call()  # no earlier callback still waits: run it now
             return
         with b.producer._lock:
             if not b.event.is_set():
@@ -375,7 +379,7 @@ class FutureBatchMetadata(_FutureBase):
         """Wait until every record is written; see :meth:`FutureRecordMetadata.get`."""
         if not self._event.is_set() and self._batches:
             _refuse_get_in_callback(self._batches[0].producer, "get()", "a send_batch")
-            self._batches[0].producer._writer.lead()  # its batches are ready
+            self._batches[0].producer._writer.lead(timeout)  # its batches are ready
         if not self._event.wait(timeout):
             raise KafkaTimeoutError(
                 f"send_batch to {self._topic!r} not written within {timeout} s")
@@ -389,4 +393,7 @@ class FutureBatchMetadata(_FutureBase):
             if not self._event.is_set():
                 self._callbacks.append((fn, is_errback))
                 return
-        _run_callback(fn, is_errback, self._error, lambda: self._result)
+        call = partial(_run_callback, fn, is_errback, self._error, lambda: self._result)
+        if not self._batches or \
+                not self._batches[0].producer._writer.queue_after_callbacks(call):
+            call()  # no earlier callback still waits: run it now

@@ -20,8 +20,11 @@ there between any two bytecodes, and a cycle cut short would strand the batches 
 took; blocking signals in that thread does not help, as CPython runs handlers in the
 main thread whichever thread the signal reached.
 Cycles never overlap: the writer thread and a leading caller take turns under
-``_cond``. Jobs and transaction timeouts stay with the writer thread, and producer
-callbacks always run on it: a leading caller queues them for the writer thread.
+``_cond``. So where docstrings across mqlog say "writer thread" for state a cycle
+changes (end offsets, sequence numbers, windows, open transactions), read "the thread
+running a writer cycle": still one thread at a time, ordered by ``_cond``. Jobs and
+transaction timeouts stay with the writer thread, and producer callbacks always run on
+it: a leading caller queues them for the writer thread.
 
 Thread-safety: :meth:`LogWriter.submit`, :meth:`run`, :meth:`wake` and :meth:`lead` may
 be called from any thread. Lock order: ``LogWriter._cond`` before a producer's ``_lock``
@@ -59,7 +62,9 @@ log = logging.getLogger("mqlog.writer")
 # Producer batches per write transaction, in encoded bytes: bounds LMDB's dirty pages
 # (private memory until commit) while keeping commits few (~4 µs each without fsync).
 TXN_BYTES = 4 << 20
-_MAIN_THREAD_ID = threading.main_thread().ident
+# A wait shorter than this never leads a cycle: a cycle (an fsync with it) may take
+# longer than the caller asked to wait.
+LEAD_MIN_TIMEOUT_S = 1.0
 
 
 class Job:
@@ -117,8 +122,13 @@ class LogWriter:
         self._leader: int | None = None
         # Producer callbacks a leading caller left for the writer thread to run.
         self._deferred: deque[Callable[[], None]] = deque()
-        # The writer thread waits for a leader to finish (it must then be notified).
-        self._after_leader = False
+        # wake() came while a leader ran: the leader notifies the writer when done.
+        self._wake_pending = False
+        # The writer thread found a leader while it had work of its own (callbacks, a
+        # transaction timeout): lead() refuses until it has had its turn (else a thread
+        # leading in a loop would starve them).
+        self._turn_wanted = False
+        self._running_deferred = False  # the writer thread runs _deferred now
         # Test seams (STYLE 23): faults through seams, not patches.
         self._paused = False  # set by paused(): no cycle starts while it holds (_cond)
         self.fail_next_commit: BaseException | None = None  # raised by the next commit
@@ -143,11 +153,14 @@ class LogWriter:
 
     def wake(self) -> None:
         """Tell an idle writer there is work. Cheap when the writer is busy."""
-        if self._idle and self._leader is None:  # a leader notifies when it is done
+        if self._idle:
             with self._cond:
-                self._cond.notify_all()
+                if self._leader is not None:
+                    self._wake_pending = True  # the leader notifies when it is done
+                else:
+                    self._cond.notify_all()
 
-    def lead(self) -> None:
+    def lead(self, timeout: float | None = None) -> None:
         """Write the producers' ready batches in the calling thread, if the writer
         thread is idle; return at once otherwise (the writer thread has the work).
 
@@ -155,14 +168,18 @@ class LogWriter:
         it saves the two thread hand-offs of waking the writer and being woken. Only
         producer batches are written here; callbacks are queued for the writer thread,
         which also keeps jobs and transaction timeouts. The main thread never leads
-        (see the module docstring): it waits for the writer thread as before.
+        (see the module docstring), nor a wait shorter than ``LEAD_MIN_TIMEOUT_S``
+        (``timeout``): they wait for the writer thread as before.
         """
-        me = threading.get_ident()
-        if me == self._thread.ident or me == _MAIN_THREAD_ID:
+        if timeout is not None and timeout < LEAD_MIN_TIMEOUT_S:
             return
+        current = threading.current_thread()
+        if current is self._thread or current is threading.main_thread():
+            return
+        me = current.ident
         with self._cond:
             if not self._idle or self._leader is not None or self._paused or \
-                    self._stopping or self._jobs:
+                    self._stopping or self._jobs or self._deferred or self._turn_wanted:
                 return
             self._leader = me
             producers = list(self._producers)
@@ -177,10 +194,10 @@ class LogWriter:
         finally:
             with self._cond:
                 self._leader = None
-                if self._after_leader or self._deferred or self._paused:
-                    # The writer thread waits for this cycle to end, or has callbacks
-                    # to run; paused() may wait for it too.
-                    self._after_leader = False
+                if self._wake_pending or self._deferred or self._jobs or \
+                        self._turn_wanted or self._paused:
+                    # Work for the writer thread came meanwhile (or paused() waits).
+                    self._wake_pending = False
                     self._cond.notify_all()
 
     def run_callbacks(self, calls: list[Callable[[], None]]) -> None:
@@ -192,6 +209,19 @@ class LogWriter:
             return
         for call in calls:
             call()
+
+    def queue_after_callbacks(self, call: Callable[[], None]) -> bool:
+        """Queue ``call`` (a callback added to a future already resolved) behind the
+        producer callbacks still waiting for the writer thread, so it does not overtake
+        them; False when none wait (the caller runs it now, as before)."""
+        if threading.current_thread() is self._thread:
+            return False
+        with self._cond:
+            if not self._deferred and not self._running_deferred:
+                return False
+            self._deferred.append(call)
+            self._cond.notify_all()
+        return True
 
     def add_producer(self, producer: Any) -> None:
         with self._cond:
@@ -283,11 +313,22 @@ class LogWriter:
                     # Idle before looking for work: a producer that appends after the
                     # look sees _idle and notifies (no lost wake-up).
                     self._idle = True
-                    if self._paused or self._leader is not None:
+                    if self._paused:
                         self._cond.notify_all()  # paused() waits for the writer to idle
-                        self._after_leader = self._leader is not None
-                        self._cond.wait()  # a leader notifies when its cycle is done
+                        self._cond.wait()
                         continue
+                    if self._leader is not None:
+                        # A caller runs a cycle. Wait for it (it notifies if work for
+                        # this thread came), or for the next transaction timeout, which
+                        # then claims the next turn.
+                        expiry = self._txns.next_deadline()
+                        due_in = None if expiry is None else \
+                            max(0.0, expiry - time.monotonic())
+                        if self._deferred or due_in == 0:
+                            self._turn_wanted = True  # the leader notifies at its end
+                        self._cond.wait(None if self._turn_wanted else due_in)
+                        continue
+                    self._turn_wanted = False
                     producers = list(self._producers)
                     timeout = self._ready_in(producers)
                     expiry = self._txns.next_deadline()
@@ -317,8 +358,13 @@ class LogWriter:
                expiry: float | None) -> None:
         """One round of the writer: callbacks a leader left, jobs, then every ready
         batch, then timeouts."""
-        while self._deferred:  # in order, before any later batch's callbacks
-            self._deferred.popleft()()
+        if self._deferred:  # in order, before any later batch's callbacks
+            self._running_deferred = True
+            try:
+                while self._deferred:
+                    self._deferred.popleft()()
+            finally:
+                self._running_deferred = False
         if jobs:
             self._run_jobs(jobs)
         batches = []

@@ -19,8 +19,9 @@ before advancing ``end_offset``, so a reader that reads ``end_offset`` first and
 Invariant (:meth:`PartitionLog._check`): ``0 <= log_start <= end_offset`` and every
 stored batch lies inside ``[log_start, end_offset)``, offsets ascending and unique.
 
-Thread-safety: reads are thread-safe; mutation belongs to the writer thread (and to
-topic administration, which runs as a writer job).
+Thread-safety: reads are thread-safe; mutation belongs to the writer thread, meaning
+the thread running a writer cycle (see :mod:`mqlog._writer`: a waiting caller may run
+one; cycles never overlap), and to topic administration, which runs as a writer job.
 """
 
 from __future__ import annotations

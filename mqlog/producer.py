@@ -1024,7 +1024,7 @@ class Producer:
             self._refuse_wait_in_callback(what)
         self._writer.wake()
         if pending:
-            self._writer.lead()  # write them here if the writer thread is idle
+            self._writer.lead(timeout)  # write them here if the writer thread is idle
         deadline = None if timeout is None else _monotonic() + timeout
         for b in pending:
             remaining = None if deadline is None else max(0.0, deadline - _monotonic())

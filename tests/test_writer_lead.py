@@ -3,6 +3,7 @@
 never leads; a paused writer is never bypassed."""
 
 import threading
+import time
 
 import pytest
 
@@ -143,4 +144,90 @@ def test_a_callback_that_waits_is_still_refused(broker):
     in_thread(send)
     assert done.wait(TIMEOUT)
     assert len(errors) == 1
+    producer.close()
+
+
+def test_a_thread_leading_in_a_loop_leaves_the_writer_its_turns(broker):
+    """Leading refuses while callbacks wait for the writer thread: a worker doing
+    waited sends in a loop cannot pile them up (nor starve the writer's timeouts)."""
+    broker.create_topic("t")
+    producer = broker.producer()
+    writer = broker._writer
+    ran = []
+
+    def loop():
+        most = 0
+        for i in range(2000):
+            producer.send("t", b"%d" % i).add_callback(ran.append).get(TIMEOUT)
+            most = max(most, len(writer._deferred))
+        return most
+
+    assert in_thread(loop) <= 5  # queued callbacks stay bounded
+    producer.flush(TIMEOUT)
+    assert len(ran) >= 1990  # nearly all ran during the loop, not after it
+    producer.close()
+
+
+def test_a_transaction_times_out_while_another_thread_leads(broker):
+    broker.create_topic("t")
+    broker.create_topic("busy")
+    txn = broker.producer(transactional_id="slow", transaction_timeout_ms=200)
+    txn.init_transactions()
+    txn.begin_transaction()
+    txn.send("t", b"left open").get(TIMEOUT)
+    plog = broker._partition(mqlog.TopicPartition("t", 0))
+    assert plog.open_txns
+    producer = broker.producer()
+
+    def waited_sends_until_aborted():
+        deadline = time.monotonic() + 10
+        while plog.open_txns and time.monotonic() < deadline:
+            producer.send("busy", b"x").get(TIMEOUT)
+        return plog.open_txns
+
+    assert in_thread(waited_sends_until_aborted) == {}  # the timeout abort ran
+    producer.close()
+
+
+def test_a_callback_added_after_get_runs_after_the_earlier_ones(broker):
+    broker.create_topic("t")
+    producer = broker.producer()
+    orders = []
+
+    def sends():
+        for i in range(50):
+            order = []
+            both = threading.Event()
+            future = producer.send("t", b"%d" % i)
+            future.add_callback(lambda _m, order=order: order.append("first"))
+            future.get(TIMEOUT)
+            future.add_callback(lambda _m, order=order, both=both: (
+                order.append("second"), both.set()))
+            assert both.wait(TIMEOUT)
+            orders.append(order)
+
+    in_thread(sends)
+    assert all(order == ["first", "second"] for order in orders)
+    producer.close()
+
+
+def test_a_short_timeout_never_leads(broker):
+    """A caller waiting less than LEAD_MIN_TIMEOUT_S never runs the cycle itself:
+    that cycle (a slow disk here) could outlast the wait it asked for."""
+    broker.create_topic("t")
+    producer = broker.producer()
+    writer = broker._writer
+    release = threading.Event()
+    writer.on_point = lambda point: release.wait(TIMEOUT) if point == "before_commit" \
+        else None
+    try:
+        future = producer.send("t", b"slow")
+        with pytest.raises(KafkaTimeoutError):
+            in_thread(lambda: future.get(0.05))
+        with pytest.raises(KafkaTimeoutError):
+            in_thread(lambda: producer.flush(0.05))
+    finally:
+        release.set()
+        writer.on_point = None
+    assert future.get(TIMEOUT).offset == 0
     producer.close()

@@ -74,7 +74,7 @@ class PendingBatch:
         self._stored_crc = -1
         self._stored_size = -1
 
-    # -- the writer's side (writer thread) ------------------------------------------------
+    # -- the writer's side (the thread running a writer cycle) -----------------------------
 
     def _encode(self, log_append_ms: int | None) -> tuple[bytes, int, int]:
         ts: Any = self.timestamps
@@ -176,7 +176,7 @@ class WireAppender:
             self._queue.extend(batches)
         self._broker._writer.wake()
 
-    # -- the writer's producer protocol (writer thread, under LogWriter._cond) ----------
+    # -- the writer's producer protocol (the thread running a writer cycle) -------------
 
     def _ready_at(self) -> float | None:
         return 0.0 if self._queue else None
