@@ -124,6 +124,9 @@ class LogWriter:
         self._deferred: deque[Callable[[], None]] = deque()
         # wake() came while a leader ran: the leader notifies the writer when done.
         self._wake_pending = False
+        # The writer thread waits for a leader's cycle to end: the leader notifies it,
+        # and it looks again (a lingering batch's deadline, a timeout may be due).
+        self._after_leader = False
         # The writer thread found a leader while it had work of its own (callbacks, a
         # transaction timeout): lead() refuses until it has had its turn (else a thread
         # leading in a loop would starve them).
@@ -194,10 +197,11 @@ class LogWriter:
         finally:
             with self._cond:
                 self._leader = None
-                if self._wake_pending or self._deferred or self._jobs or \
-                        self._turn_wanted or self._paused:
-                    # Work for the writer thread came meanwhile (or paused() waits).
-                    self._wake_pending = False
+                if self._after_leader or self._wake_pending or self._deferred or \
+                        self._jobs or self._turn_wanted or self._paused:
+                    # The writer thread waits for this cycle, or work for it came
+                    # meanwhile (or paused() waits).
+                    self._after_leader = self._wake_pending = False
                     self._cond.notify_all()
 
     def run_callbacks(self, calls: list[Callable[[], None]]) -> None:
@@ -318,15 +322,15 @@ class LogWriter:
                         self._cond.wait()
                         continue
                     if self._leader is not None:
-                        # A caller runs a cycle. Wait for it (it notifies if work for
-                        # this thread came), or for the next transaction timeout, which
-                        # then claims the next turn.
+                        # A caller runs a cycle: wait for its end (it notifies), then
+                        # look again. Callbacks to run or a transaction timeout due
+                        # claim the next turn.
                         expiry = self._txns.next_deadline()
-                        due_in = None if expiry is None else \
-                            max(0.0, expiry - time.monotonic())
-                        if self._deferred or due_in == 0:
-                            self._turn_wanted = True  # the leader notifies at its end
-                        self._cond.wait(None if self._turn_wanted else due_in)
+                        if self._deferred or (
+                                expiry is not None and expiry <= time.monotonic()):
+                            self._turn_wanted = True
+                        self._after_leader = True
+                        self._cond.wait()
                         continue
                     self._turn_wanted = False
                     producers = list(self._producers)

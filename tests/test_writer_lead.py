@@ -231,3 +231,27 @@ def test_a_short_timeout_never_leads(broker):
         writer.on_point = None
     assert future.get(TIMEOUT).offset == 0
     producer.close()
+
+
+def test_a_lingering_batch_is_written_on_time_after_a_led_cycle(broker):
+    """The writer thread, woken while a caller leads, looks again when that cycle ends:
+    it then waits for the next linger deadline, not for a wake-up that may never come."""
+    broker.create_topic("t")
+    broker.create_topic("u")
+    lingering = broker.producer(linger_ms=50)
+    fast = broker.producer()
+
+    def rounds():
+        late = 0
+        for _ in range(10):
+            future = lingering.send("u", b"late")
+            fast.send("t", b"x").get(TIMEOUT)  # a led cycle (the other batch lingers)
+            try:
+                future.get(2)  # due after 50 ms
+            except KafkaTimeoutError:
+                late += 1
+        return late
+
+    assert in_thread(rounds) == 0
+    lingering.close()
+    fast.close()
