@@ -201,8 +201,8 @@ class Cleaner:
             if fields[7] >= 0 and not fields[3] & _batch.ATTR_CONTROL:
                 newest_of[fields[7]] = base
         decoded = [_batch.decode(raw) for _, raw in cleanable]
-        # Markers are kept; records of aborted transactions are dropped and never
-        # supersede a committed record with the same key.
+        # Records of aborted transactions are dropped and never supersede a committed
+        # record with the same key (their markers go later, see `live` below).
         aborted = [b.is_transactional and not b.is_control
                    and plog.is_aborted(b.producer_id, b.base_offset) for b in decoded]
         latest: dict[bytes, int] = {}
