@@ -187,11 +187,7 @@ class LogWriter:
             self._leader = me
             producers = list(self._producers)
         try:
-            batches = []
-            for p in producers:
-                batches.extend(p._drain())
-            if batches:
-                self._write_batches(batches)
+            self._write_ready(producers)
         except Exception:  # pragma: no cover - a bug; the writer thread carries on
             log.exception("mqlog writer cycle (run by a waiting caller) failed")
         finally:
@@ -371,13 +367,17 @@ class LogWriter:
                 self._running_deferred = False
         if jobs:
             self._run_jobs(jobs)
-        batches = []
-        for p in producers:
-            batches.extend(p._drain(force=stopping))
-        if batches:
-            self._write_batches(batches)
+        self._write_ready(producers, force=stopping)
         if expiry is not None and expiry <= time.monotonic():
             self._txns.expire(time.monotonic(), self._run_job)
+
+    def _write_ready(self, producers: list[Any], force: bool = False) -> None:
+        """Write every batch the producers have ready (all of them when ``force``)."""
+        batches = []
+        for p in producers:
+            batches.extend(p._drain(force=force))
+        if batches:
+            self._write_batches(batches)
 
     @staticmethod
     def _ready_in(producers: list[Any]) -> float | None:
