@@ -180,10 +180,10 @@ class Cleaner:
                 if base >= stable:
                     break
                 batches.append((base, raw))
+        headers = [_batch.header_fields(raw) for _, raw in batches]
         # The newest batch is never compacted; nor is anything younger than the lag.
         cleanable = []
-        for base, raw in batches[:-1]:
-            fields = _batch.header_fields(raw)
+        for (base, raw), fields in zip(batches[:-1], headers):
             if fields[6] > now - lag:
                 break
             cleanable.append((base, raw))
@@ -196,8 +196,7 @@ class Cleaner:
         # go in a later run, once the producer wrote again or its state expired.
         state_cutoff = now - int(self._broker._txns.producer_id_expiration_s * 1000)
         newest_of: dict[int, int] = {}
-        for base, raw in batches:
-            fields = _batch.header_fields(raw)
+        for (base, _raw), fields in zip(batches, headers):
             if fields[7] >= 0 and not fields[3] & _batch.ATTR_CONTROL:
                 newest_of[fields[7]] = base
         decoded = [_batch.decode(raw) for _, raw in cleanable]
