@@ -99,7 +99,12 @@ class Wakeups:
 
     def watch(self, waiter: Waiter, partitions: tuple) -> None:
         """Make ``partitions`` (PartitionLog objects) the ones ``waiter`` is woken for.
-        A forgotten waiter (its owner closed meanwhile) stays forgotten."""
+        A forgotten waiter (its owner closed meanwhile) stays forgotten.
+
+        Cheap when nothing changes (no lock): callers pass their partitions on every
+        poll. The watch changes only in the waiter's own thread, so the check holds."""
+        if partitions == waiter.watched:
+            return
         with self._lock:
             self._drop_collected()
             if waiter not in self._waiters:

@@ -481,12 +481,6 @@ class Consumer:
         if self._broker.readonly:
             self._broker._refresh_readonly()
 
-    def _watch(self, plogs: tuple) -> None:
-        """Be woken for records in ``plogs`` (the partitions a fetch reads)."""
-        waiter = self._waiter
-        if plogs != waiter.watched:
-            self._broker._wakeups.watch(waiter, plogs)
-
     def _fetch(self, max_records: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         broker = self._broker
         topics = broker._topics
@@ -494,7 +488,7 @@ class Consumer:
         n = len(tps)
         result: dict[TopicPartition, list[ConsumerRecord]] = {}
         if not n:
-            self._watch(())
+            broker._wakeups.watch(self._waiter, ())
             return result
         readable = []  # in assignment order: the watch stays the same from poll to poll
         for tp in tps:
@@ -506,7 +500,7 @@ class Consumer:
             readable.append((tp, tlog.partitions[tp[1]]))
         # Watch before looking at the end offsets: records committed after this look
         # wake the wait that follows an empty fetch.
-        self._watch(tuple(plog for _, plog in readable))
+        broker._wakeups.watch(self._waiter, tuple(plog for _, plog in readable))
         # Positions first, outside any read transaction (resolving one may read the
         # committed offset in a transaction of its own). Each poll starts one partition
         # further, so a full partition cannot starve the others.

@@ -7,6 +7,8 @@ import mqlog
 from mqlog import TopicPartition as TP
 from mqlog._wakeups import Wakeups
 
+from helpers import run_in_thread
+
 TIMEOUT = 30
 
 
@@ -105,15 +107,13 @@ def test_a_blocked_poll_returns_when_its_partition_gets_records(broker):
     broker.create_topic("t", partitions=2)
     consumer = broker.consumer(auto_offset_reset="earliest")
     consumer.assign([TP("t", 1)])
-    got = []
-    t = threading.Thread(target=lambda: got.append(consumer.poll(timeout_ms=TIMEOUT * 1000)))
-    t.start()
+    t, box = _blocked_poll(consumer)
     with broker.producer() as p:
         p.send("t", b"p0", partition=0).get(TIMEOUT)  # not its partition: keeps waiting
         p.send("t", b"p1", partition=1).get(TIMEOUT)
     t.join(TIMEOUT)
     assert not t.is_alive()
-    assert [r.value for r in got[0][TP("t", 1)]] == [b"p1"]
+    assert [r.value for r in box["result"][TP("t", 1)]] == [b"p1"]
     consumer.close()
 
 
@@ -163,19 +163,9 @@ def test_topic_deleted_and_recreated_is_watched_anew():
         consumer.close()
 
 
-def _blocked_poll(consumer, timeout_s=TIMEOUT):
-    """Start a thread blocked in ``consumer.poll``; returns (thread, outcome list)."""
-    outcome = []
-
-    def run():
-        try:
-            outcome.append(consumer.poll(timeout_ms=timeout_s * 1000))
-        except Exception as exc:  # noqa: BLE001 - the test inspects it
-            outcome.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, outcome
+def _blocked_poll(consumer):
+    """Start a thread blocked in ``consumer.poll`` (30 s); returns (thread, box)."""
+    return run_in_thread(lambda: consumer.poll(timeout_ms=TIMEOUT * 1000))
 
 
 def test_closing_the_broker_wakes_a_blocked_poll():
@@ -184,11 +174,11 @@ def test_closing_the_broker_wakes_a_blocked_poll():
     consumer = broker.consumer(auto_offset_reset="earliest")
     consumer.assign([TP("t", 0)])
     assert consumer.poll(timeout_ms=0) == {}
-    t, outcome = _blocked_poll(consumer)
+    t, box = _blocked_poll(consumer)
     broker.close()  # closes the consumer first, then wakes everyone
     t.join(10)  # far below the poll's 30 s: the close woke it
     assert not t.is_alive()
-    assert isinstance(outcome[0], mqlog.errors.ClosedError)
+    assert isinstance(box["error"], mqlog.errors.ClosedError)
 
 
 def test_a_poll_on_a_deleted_then_recreated_topic_gets_the_new_records(broker):
@@ -196,14 +186,14 @@ def test_a_poll_on_a_deleted_then_recreated_topic_gets_the_new_records(broker):
     consumer = broker.consumer(auto_offset_reset="earliest")
     consumer.assign([TP("t", 0)])
     assert consumer.poll(timeout_ms=0) == {}
-    t, outcome = _blocked_poll(consumer)
+    t, box = _blocked_poll(consumer)
     broker.delete_topic("t")
     broker.create_topic("t")  # wakes the poll, which watches the new partition
     with broker.producer() as p:
         p.send("t", b"new").get(TIMEOUT)
     t.join(10)
     assert not t.is_alive()
-    assert [r.value for r in outcome[0][TP("t", 0)]] == [b"new"]
+    assert [r.value for r in box["result"][TP("t", 0)]] == [b"new"]
     consumer.close()
 
 
@@ -266,9 +256,9 @@ def test_a_multi_partition_consumer_watches_once_not_every_poll(broker):
     consumer = broker.consumer(auto_offset_reset="earliest")
     consumer.assign([TP("t", p) for p in range(4)])
     wakeups = broker._wakeups
-    calls = []
-    original = wakeups.watch
-    wakeups.watch = lambda waiter, plogs: (calls.append(plogs), original(waiter, plogs))
+    calls = []  # re-registrations (each replaces the watch under the lock)
+    original = wakeups._unwatch
+    wakeups._unwatch = lambda waiter: (calls.append(waiter.watched), original(waiter))
     for _ in range(10):
         consumer.poll(timeout_ms=0)
     assert len(calls) == 1

@@ -198,8 +198,7 @@ class ConnectionContext:
         wakeups = self.broker._wakeups
         if self._waiter is None:
             self._waiter = wakeups.waiter()
-        if self._waiter.watched != partitions:
-            wakeups.watch(self._waiter, partitions)
+        wakeups.watch(self._waiter, partitions)
         return self._waiter
 
     def close(self) -> None:
