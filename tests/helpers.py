@@ -45,8 +45,9 @@ def child_env() -> dict:
     return env
 
 
-def run_in_thread(fn, *args, timeout: float = 10.0):
-    """Run ``fn`` in a thread; return (thread, box) where box holds result/error."""
+def run_in_thread(fn, *args, timeout: float = 10.0, name: str | None = None):
+    """Run ``fn`` in a thread (named ``name``); return (thread, box) where box holds
+    result/error."""
     box: dict = {}
 
     def target() -> None:
@@ -55,7 +56,7 @@ def run_in_thread(fn, *args, timeout: float = 10.0):
         except BaseException as exc:  # handed to the test
             box["error"] = exc
 
-    t = threading.Thread(target=target, daemon=True)
+    t = threading.Thread(target=target, daemon=True, name=name)
     t.start()
     return t, box
 

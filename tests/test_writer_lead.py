@@ -10,27 +10,20 @@ import pytest
 import mqlog
 from mqlog.errors import KafkaTimeoutError
 
+from helpers import run_in_thread
+
 TIMEOUT = 30
 
 
 def in_thread(fn):
-    """Run ``fn`` in a new (non-main) thread; return its result or raise its error."""
-    out = []
-
-    def run():
-        try:
-            out.append((True, fn()))
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            out.append((False, exc))
-
-    t = threading.Thread(target=run, name="worker")
-    t.start()
+    """Run ``fn`` in a thread named "worker" (not the main one) and wait for it;
+    return its result or raise its error."""
+    t, box = run_in_thread(fn, name="worker")
     t.join(TIMEOUT)
     assert not t.is_alive(), "the worker thread hung"
-    ok, value = out[0]
-    if not ok:
-        raise value
-    return value
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def committing_threads(broker):
